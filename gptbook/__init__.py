@@ -1,0 +1,25 @@
+"""gptbook: the code of the book *Building GPT*, chapter by chapter.
+
+Each chapter of the book adds one or more modules here; later chapters import them.
+Submodules load lazily (``gptbook.data`` imports only when first used), so
+``import gptbook`` is fast and never touches the network.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+__version__ = "0.1.0"
+
+_SUBMODULES = ("assets", "book", "data", "exercises", "tokenizers")
+__all__ = ["__version__", *_SUBMODULES]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from . import assets, book, data, exercises, tokenizers  # noqa: F401
+
+
+def __getattr__(name: str):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module 'gptbook' has no attribute {name!r}")

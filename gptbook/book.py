@@ -1,0 +1,170 @@
+"""Notebook support: seeding, device, scale, and showing package code in the book.
+
+Introduced in chapter 0 (*The corpus and the tools*). Every chapter starts with
+``from gptbook import book; book.setup()``.
+
+Two scales run every chapter:
+
+- ``quick``: small configurations that finish in about two minutes on a 2-core CPU
+  with no network. CI runs this scale.
+- ``full``: the configurations whose results the text talks about, on one GPU.
+
+The scale comes from the environment variable ``GPTBOOK_SCALE`` (``quick`` or
+``full``); when it is unset, it is ``full`` on a CUDA GPU and ``quick`` elsewhere.
+Notebooks choose their settings with :func:`pick`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import random
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+SCALES = ("quick", "full")
+DEVICE_KINDS = ("cpu", "cuda", "mps")
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def scale() -> str:
+    """The scale notebooks run at: ``GPTBOOK_SCALE``, or full on CUDA and quick elsewhere."""
+    value = os.environ.get("GPTBOOK_SCALE", "").strip().lower()
+    if not value:
+        return "full" if _cuda_available() else "quick"
+    if value not in SCALES:
+        raise ValueError(
+            f"GPTBOOK_SCALE={value!r} is not a scale; set it to one of {', '.join(SCALES)} "
+            "(or unset it: full on a CUDA GPU, quick elsewhere)."
+        )
+    return value
+
+
+def device() -> str:
+    """The device to compute on: ``GPTBOOK_DEVICE`` if set, else cuda, then mps, then cpu."""
+    import torch
+
+    wanted = os.environ.get("GPTBOOK_DEVICE", "").strip().lower()
+    if wanted:
+        kind = wanted.split(":")[0]
+        if kind not in DEVICE_KINDS:
+            raise ValueError(
+                f"GPTBOOK_DEVICE={wanted!r} is not a device; use one of "
+                f"{', '.join(DEVICE_KINDS)} (optionally with an index, e.g. cuda:1)."
+            )
+        if kind == "cuda" and not torch.cuda.is_available():
+            raise ValueError(
+                f"GPTBOOK_DEVICE={wanted!r} but PyTorch sees no CUDA GPU; unset GPTBOOK_DEVICE "
+                "or install a CUDA build of PyTorch."
+            )
+        if kind == "mps" and not torch.backends.mps.is_available():
+            raise ValueError(f"GPTBOOK_DEVICE={wanted!r} but MPS is not available here.")
+        return wanted
+    if torch.cuda.is_available():
+        return "cuda"
+    if torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def pick(*, quick: T, full: T) -> T:
+    """Choose a setting by scale: ``steps = book.pick(quick=200, full=5000)``."""
+    return quick if scale() == "quick" else full
+
+
+def seed_everything(seed: int = 0) -> None:
+    """Seed Python's ``random``, NumPy and PyTorch (all devices) with ``seed``."""
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+def plot_style() -> None:
+    """The book's matplotlib style: readable sizes, light grid, no top/right spines."""
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update(
+        {
+            "figure.figsize": (7.0, 3.6),
+            "figure.dpi": 100,
+            "savefig.dpi": 100,
+            "axes.grid": True,
+            "grid.alpha": 0.3,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "axes.titlesize": 12,
+            "axes.titleweight": "bold",
+            "font.size": 10,
+        }
+    )
+
+
+def setup(seed: int = 0) -> None:
+    """Prepare a chapter: seed everything, pick the device and scale, set the plot style.
+
+    Prints one line that says what was chosen, e.g.
+    ``gptbook 0.1.0 · device cpu · scale quick · seed 0``.
+    """
+    from . import __version__
+
+    line = f"gptbook {__version__} · device {device()} · scale {scale()} · seed {seed}"
+    seed_everything(seed)
+    plot_style()
+    # Without ipywidgets, tqdm.auto falls back to text bars and warns; text bars are fine.
+    warnings.filterwarnings("ignore", message="IProgress not found")
+    print(line)
+
+
+@dataclass(frozen=True)
+class Source:
+    """Source code of a gptbook object, shown in a notebook as a highlighted block."""
+
+    name: str
+    path: str
+    first_line: int
+    code: str
+
+    def _header(self) -> str:
+        return f"{self.name} — {self.path}, line {self.first_line}"
+
+    def __str__(self) -> str:
+        return f"# {self._header()}\n{self.code}"
+
+    __repr__ = __str__
+
+    def _repr_markdown_(self) -> str:
+        return f"**`{self.name}`** — `{self.path}`, line {self.first_line}\n\n```python\n{self.code}```\n"
+
+
+def show(obj: Any) -> Source:
+    """Show the source of a gptbook function, class or module, as the package defines it.
+
+    The book never copies package code into a notebook: it calls ``book.show(thing)``,
+    which renders the code that actually runs.
+    """
+    module = inspect.getmodule(obj)
+    if module is None or not module.__name__.startswith("gptbook"):
+        raise ValueError(
+            f"book.show() displays gptbook's own code; {obj!r} is not from gptbook. "
+            "Pass a gptbook function, class or module, e.g. book.show(gptbook.data.get_batch)."
+        )
+    try:
+        lines, first = inspect.getsourcelines(obj)
+    except (OSError, TypeError) as err:
+        raise ValueError(f"book.show() could not find the source of {obj!r}: {err}") from err
+    package_root = Path(inspect.getfile(__import__("gptbook"))).parent.parent
+    path = Path(inspect.getfile(obj)).resolve().relative_to(package_root.resolve())
+    name = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", str(obj))
+    return Source(name=name, path=path.as_posix(), first_line=max(first, 1), code="".join(lines))
