@@ -1,0 +1,12 @@
+"""Graders for the exercises at the end of every chapter.
+
+A grader is called ``check_<chapter>_<n>`` and takes the reader's answer (a value
+or a function). It prints a one-line success message, or raises
+:class:`ExerciseFailed` (an ``AssertionError``) whose message says what was
+expected, what came back, and a hint. One module per chapter: ``ch00``, ``ch01``, ...
+"""
+
+from ._grading import ExerciseFailed
+from .ch00 import check_00_1, check_00_2, check_00_3
+
+__all__ = ["ExerciseFailed", "check_00_1", "check_00_2", "check_00_3"]
