@@ -1,0 +1,86 @@
+"""gptbook.book: scale, device, pick, setup, show."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gptbook import book, data, tokenizers
+
+
+def test_scale_from_environment(monkeypatch):
+    monkeypatch.setenv("GPTBOOK_SCALE", "full")
+    assert book.scale() == "full"
+    monkeypatch.setenv("GPTBOOK_SCALE", " Quick ")
+    assert book.scale() == "quick"
+
+
+def test_scale_default_follows_cuda(monkeypatch):
+    monkeypatch.delenv("GPTBOOK_SCALE", raising=False)
+    monkeypatch.setattr(book, "_cuda_available", lambda: True)
+    assert book.scale() == "full"
+    monkeypatch.setattr(book, "_cuda_available", lambda: False)
+    assert book.scale() == "quick"
+
+
+def test_bad_scale_names_the_fix(monkeypatch):
+    monkeypatch.setenv("GPTBOOK_SCALE", "huge")
+    with pytest.raises(ValueError, match="GPTBOOK_SCALE='huge'.*quick, full"):
+        book.scale()
+
+
+def test_pick(monkeypatch):
+    monkeypatch.setenv("GPTBOOK_SCALE", "quick")
+    assert book.pick(quick=1, full=2) == 1
+    monkeypatch.setenv("GPTBOOK_SCALE", "full")
+    assert book.pick(quick=1, full=2) == 2
+    with pytest.raises(TypeError):
+        book.pick(1, 2)  # keywords only, so a chapter always says which is which
+
+
+def test_device(monkeypatch):
+    monkeypatch.delenv("GPTBOOK_DEVICE", raising=False)
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    if not torch.cuda.is_available() and torch.backends.mps.is_available():
+        expected = "mps"
+    assert book.device() == expected
+    monkeypatch.setenv("GPTBOOK_DEVICE", "cpu")
+    assert book.device() == "cpu"
+
+
+def test_bad_device_names_the_fix(monkeypatch):
+    monkeypatch.setenv("GPTBOOK_DEVICE", "gpu")
+    with pytest.raises(ValueError, match="not a device; use one of cpu, cuda, mps"):
+        book.device()
+    if not torch.cuda.is_available():
+        monkeypatch.setenv("GPTBOOK_DEVICE", "cuda:0")
+        with pytest.raises(ValueError, match="no CUDA GPU"):
+            book.device()
+
+
+def test_setup_prints_one_line_and_seeds(monkeypatch, capsys):
+    monkeypatch.setenv("GPTBOOK_SCALE", "quick")
+    monkeypatch.setenv("GPTBOOK_DEVICE", "cpu")
+    book.setup(seed=3)
+    first = torch.rand(3)
+    book.setup(seed=3)
+    assert torch.equal(first, torch.rand(3))
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == lines[1]
+    assert lines[0].startswith("gptbook ") and "device cpu" in lines[0] and "scale quick" in lines[0]
+
+
+def test_show_renders_package_source():
+    shown = book.show(data.get_batch)
+    assert shown.path == "gptbook/data.py"
+    assert shown.code.startswith("def get_batch(")
+    assert "```python\ndef get_batch(" in shown._repr_markdown_()
+    assert book.show(tokenizers.CharTokenizer).code.startswith("class CharTokenizer")
+    assert "Notebook support" in book.show(book).code
+
+
+def test_show_refuses_foreign_objects():
+    with pytest.raises(ValueError, match="not from gptbook"):
+        book.show(torch.nn.Linear)
+    with pytest.raises(ValueError, match="not from gptbook"):
+        book.show(len)
