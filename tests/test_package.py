@@ -47,3 +47,23 @@ def test_readme_starts_with_the_two_commands(root):
 def test_ci_pins_the_cpu_torch_and_runs_make_test(root):
     ci = (root / ".ci" / "run").read_text()
     assert "TORCH=torch==2.13.0" in ci and "HF_HUB_OFFLINE=1" in ci and "make test" in ci
+
+
+def test_wheel_carries_the_manifest(root, tmp_path):
+    """A git-URL install (Colab) builds a wheel: the manifest link must become a real file."""
+    import shutil
+    import zipfile
+
+    src = tmp_path / "src"
+    shutil.copytree(root / "gptbook", src / "gptbook", symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
+    (src / "data").mkdir()
+    for name in ("pyproject.toml", "README.md", "data/manifest.json"):
+        shutil.copy(root / name, src / name)
+    assert (src / "gptbook" / "manifest.json").is_symlink()
+    cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", str(src), "-w", str(tmp_path / "dist")]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=src)
+    assert done.returncode == 0, done.stderr
+    (wheel,) = (tmp_path / "dist").glob("gptbook-*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        assert zf.read("gptbook/manifest.json") == (root / "data" / "manifest.json").read_bytes()
+        assert "gptbook/book.py" in zf.namelist()
