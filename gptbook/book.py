@@ -154,6 +154,7 @@ def show(obj: Any) -> Source:
     The book never copies package code into a notebook: it calls ``book.show(thing)``,
     which renders the code that actually runs.
     """
+    obj = inspect.unwrap(obj)  # decorated functions (e.g. @torch.no_grad) show their own code
     module = inspect.getmodule(obj)
     if module is None or not module.__name__.startswith("gptbook"):
         raise ValueError(
