@@ -1,0 +1,71 @@
+"""Language modelling as next-token prediction: the loss every chapter reports.
+
+Introduced in chapter 1. A language model factorises the probability of a text as
+p(x_1..x_N) = prod_t p(x_t | x_<t), so its quality is the mean negative
+log-likelihood of each next token, in nats: the cross-entropy. A model that knows
+nothing spreads probability evenly over the V tokens and scores ln V.
+
+Every model of the book follows one contract: ``model(idx, targets=None)`` takes
+token ids (B, T) and returns ``(logits, loss)``, logits (B, T, V) scoring the token
+that follows each position, and the mean cross-entropy when targets are given.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def uniform_loss(vocab_size: int) -> float:
+    """The cross-entropy of the uniform distribution over ``vocab_size`` tokens: ln V nats."""
+    if vocab_size < 1:
+        raise ValueError(f"vocab_size must be ≥ 1, got {vocab_size}")
+    return math.log(vocab_size)
+
+
+def cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean negative log-likelihood (nats) of ``targets`` (B, T) under ``logits`` (B, T, V)."""
+    if logits.shape[:-1] != targets.shape:
+        raise ValueError(
+            f"logits {tuple(logits.shape)} must be targets' shape {tuple(targets.shape)} plus V"
+        )
+    return F.cross_entropy(logits.flatten(0, -2), targets.flatten())
+
+
+def windows(ids: torch.Tensor, block_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Consecutive, non-overlapping windows of ``ids`` and their next tokens, each (n, T).
+
+    Every token but the first is a target exactly once in the first ``n * T + 1`` ids.
+    """
+    if ids.ndim != 1:
+        raise ValueError(f"expected a 1-D tensor of ids, got shape {tuple(ids.shape)}")
+    n = (len(ids) - 1) // block_size
+    if n < 1:
+        raise ValueError(f"{len(ids)} ids hold no window of {block_size} tokens plus a target")
+    x = ids[: n * block_size].view(n, block_size)  # (n, T)
+    y = ids[1 : n * block_size + 1].view(n, block_size)  # (n, T)
+    return x, y
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    """Where a model's parameters (or, for count models, its buffers) live."""
+    for tensor in itertools.chain(model.parameters(), model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
+@torch.no_grad()
+def evaluate(model, ids: torch.Tensor, block_size: int = 256, batch_size: int = 64) -> float:
+    """The model's mean cross-entropy (nats per token) over all of ``ids``, in windows."""
+    x, y = windows(ids, block_size)
+    device = model_device(model)
+    total, count = 0.0, 0
+    for start in range(0, len(x), batch_size):
+        xb, yb = x[start : start + batch_size].to(device), y[start : start + batch_size].to(device)
+        _, loss = model(xb, yb)
+        total += loss.item() * yb.numel()
+        count += yb.numel()
+    return total / count
