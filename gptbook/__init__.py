@@ -12,11 +12,37 @@ from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("assets", "book", "data", "exercises", "tokenizers")
+_SUBMODULES = (
+    "assets",
+    "bigram",
+    "book",
+    "data",
+    "exercises",
+    "lm",
+    "nar",
+    "plots",
+    "sampling",
+    "speculative",
+    "student",
+    "tokenizers",
+)
 __all__ = ["__version__", *_SUBMODULES]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from . import assets, book, data, exercises, tokenizers  # noqa: F401
+    from . import (  # noqa: F401
+        assets,
+        bigram,
+        book,
+        data,
+        exercises,
+        lm,
+        nar,
+        plots,
+        sampling,
+        speculative,
+        student,
+        tokenizers,
+    )
 
 
 def __getattr__(name: str):

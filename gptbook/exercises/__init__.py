@@ -8,5 +8,15 @@ expected, what came back, and a hint. One module per chapter: ``ch00``, ``ch01``
 
 from ._grading import ExerciseFailed
 from .ch00 import check_00_1, check_00_2, check_00_3
+from .ch01 import check_01_1, check_01_2, check_01_3, check_01_4
 
-__all__ = ["ExerciseFailed", "check_00_1", "check_00_2", "check_00_3"]
+__all__ = [
+    "ExerciseFailed",
+    "check_00_1",
+    "check_00_2",
+    "check_00_3",
+    "check_01_1",
+    "check_01_2",
+    "check_01_3",
+    "check_01_4",
+]
