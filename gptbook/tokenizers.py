@@ -1,7 +1,8 @@
 """Tokenizers: text to integer ids and back.
 
 Introduced in chapter 0 (characters, and GPT-2's tokenizer as a tool); chapter 2
-builds byte-level BPE from scratch.
+builds byte-level BPE from scratch in :mod:`gptbook.bpe` (:class:`ByteBPE`, also
+importable from here).
 
 - :class:`CharTokenizer`: one id per character, the vocabulary of a given text.
 - :func:`gpt2_tokenizer`: GPT-2's byte-level BPE as a ``tiktoken.Encoding`` with ids
@@ -18,13 +19,12 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .bpe import END_OF_TEXT, GPT2_PATTERN, ByteBPE
+
 if TYPE_CHECKING:
     import tiktoken
 
-#: GPT-2's pre-tokenisation regex (splits text into words, numbers, punctuation, spaces).
-GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
-#: The one special token of GPT-2, which separates documents.
-END_OF_TEXT = "<|endoftext|>"
+__all__ = ["END_OF_TEXT", "GPT2_PATTERN", "ByteBPE", "CharTokenizer", "gpt2_tokenizer", "read_tiktoken_ranks"]
 
 
 class CharTokenizer:
