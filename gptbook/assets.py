@@ -93,7 +93,7 @@ def fetch(name: str, *, quiet: bool = False, assets: dict[str, Asset] | None = N
     asset = assets[name]
     target = cache_dir() / asset.file
     target.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(target):
+    with locked(target):
         if target.exists():
             if sha256_of(target) == asset.sha256:
                 return target
@@ -180,7 +180,7 @@ def _extract(archive: Path, member: str, workdir: Path) -> Path:
 
 
 @contextlib.contextmanager
-def _locked(target: Path) -> Iterator[None]:
+def locked(target: Path) -> Iterator[None]:
     """Hold an exclusive lock beside ``target`` (POSIX); elsewhere, no lock."""
     try:
         import fcntl

