@@ -9,6 +9,7 @@ expected, what came back, and a hint. One module per chapter: ``ch00``, ``ch01``
 from ._grading import ExerciseFailed
 from .ch00 import check_00_1, check_00_2, check_00_3
 from .ch01 import check_01_1, check_01_2, check_01_3, check_01_4
+from .ch02 import check_02_1, check_02_2, check_02_3, check_02_4
 
 __all__ = [
     "ExerciseFailed",
@@ -19,4 +20,8 @@ __all__ = [
     "check_01_2",
     "check_01_3",
     "check_01_4",
+    "check_02_1",
+    "check_02_2",
+    "check_02_3",
+    "check_02_4",
 ]
