@@ -69,3 +69,23 @@ def evaluate(model, ids: torch.Tensor, block_size: int = 256, batch_size: int = 
         total += loss.item() * yb.numel()
         count += yb.numel()
     return total / count
+
+
+def fit(model: torch.nn.Module, batches, steps: int, lr: float = 3e-3, weight_decay: float = 0.0) -> list[float]:
+    """A minimal training loop: ``steps`` AdamW updates on ``batches()`` -> (x, y); returns the losses.
+
+    Chapters 1-4 train small models with it; chapter 5's :mod:`gptbook.train` adds the
+    schedule, clipping, mixed precision, evaluation and checkpoints.
+    """
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    device, losses = model_device(model), []
+    model.train()
+    for _ in range(steps):
+        x, y = batches()
+        _, loss = model(x.to(device), y.to(device))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    model.eval()
+    return losses

@@ -1,0 +1,95 @@
+"""A tiny causal Transformer with a choice of positional encoding.
+
+Introduced in chapter 3 for its experiments, where attention is still a black box
+(PyTorch's ``scaled_dot_product_attention``; chapter 4 opens it). Chapter 5 builds
+the real GPT. Pre-LN blocks: x + attention(LN(x)), then x + MLP(LN(x)).
+
+``encoding`` is one of ``"none"``, ``"sinusoidal"``, ``"learned"`` (a table of
+``max_len`` positions) or ``"rope"`` (rotary, applied to queries and keys).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .lm import cross_entropy
+from .positional import LearnedPositional, apply_rope, sinusoidal
+
+ENCODINGS = ("none", "sinusoidal", "learned", "rope")
+
+
+class Block(nn.Module):
+    def __init__(self, d_model: int, n_heads: int, rope: bool):
+        super().__init__()
+        self.n_heads, self.rope = n_heads, rope
+        self.ln1, self.ln2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
+        self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.proj = nn.Linear(d_model, d_model)
+        self.mlp = nn.Sequential(nn.Linear(d_model, 4 * d_model), nn.GELU(), nn.Linear(4 * d_model, d_model))
+
+    def heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Queries, keys and values of LN(x) (B, T, C), each (B, H, T, C/H), RoPE applied."""
+        B, T, C = x.shape
+        q, k, v = self.qkv(self.ln1(x)).view(B, T, 3, self.n_heads, C // self.n_heads).permute(2, 0, 3, 1, 4)
+        if self.rope:
+            q, k = apply_rope(q), apply_rope(k)
+        return q, k, v
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, C = x.shape
+        q, k, v = self.heads(x)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, H, T, C/H)
+        x = x + self.proj(y.transpose(1, 2).reshape(B, T, C))
+        return x + self.mlp(self.ln2(x))
+
+
+class TinyLM(nn.Module):
+    """Token embedding (+ positions) → ``n_layers`` pre-LN blocks → LN → logits."""
+
+    def __init__(self, vocab_size: int, encoding: str = "learned", d_model: int = 64,
+                 n_heads: int = 4, n_layers: int = 2, max_len: int = 256):  # fmt: skip
+        super().__init__()
+        if encoding not in ENCODINGS:
+            raise ValueError(f"encoding={encoding!r}: use one of {', '.join(ENCODINGS)}")
+        if d_model % n_heads:
+            raise ValueError(f"d_model={d_model} must be divisible by n_heads={n_heads}")
+        self.encoding = encoding
+        self.embed = nn.Embedding(vocab_size, d_model)
+        self.positions = LearnedPositional(max_len, d_model) if encoding == "learned" else None
+        self.blocks = nn.ModuleList(Block(d_model, n_heads, encoding == "rope") for _ in range(n_layers))
+        self.ln = nn.LayerNorm(d_model)
+        self.head = nn.Linear(d_model, vocab_size)
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
+        B, T = idx.shape
+        x = self.embed(idx)  # (B, T, C)
+        if self.encoding == "learned":
+            x = x + self.positions(T)
+        elif self.encoding == "sinusoidal":
+            x = x + sinusoidal(T, x.shape[-1]).to(x.device)
+        for block in self.blocks:
+            x = block(x)
+        logits = self.head(self.ln(x))  # (B, T, V)
+        return logits, None if targets is None else cross_entropy(logits, targets)
+
+
+def lag_batch(batch_size: int, T: int, vocab_size: int, lag: int, generator: torch.Generator | None = None):
+    """The copy-with-lag task: random tokens x (B, T); target y[:, t] = x[:, t - lag].
+
+    Solving it needs the *relative* position t - lag. The first ``lag`` targets have
+    no answer and are set to -100, which the loss ignores.
+    """
+    x = torch.randint(vocab_size, (batch_size, T), generator=generator)
+    y = torch.full_like(x, -100)
+    y[:, lag:] = x[:, :-lag]
+    return x, y
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Share of the answerable positions (targets ≠ -100) where the argmax is right."""
+    logits, _ = model(x)
+    answerable = y != -100
+    return (logits.argmax(-1)[answerable] == y[answerable]).float().mean().item()
