@@ -23,9 +23,11 @@ _SUBMODULES = (
     "lm",
     "nar",
     "plots",
+    "positional",
     "sampling",
     "speculative",
     "student",
+    "tinylm",
     "tokenizers",
 )
 __all__ = ["__version__", *_SUBMODULES]
@@ -42,9 +44,11 @@ if TYPE_CHECKING:  # pragma: no cover
         lm,
         nar,
         plots,
+        positional,
         sampling,
         speculative,
         student,
+        tinylm,
         tokenizers,
     )
 
