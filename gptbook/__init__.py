@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 
 _SUBMODULES = (
     "assets",
+    "attention",
     "bigram",
     "book",
     "bpe",
@@ -21,6 +22,7 @@ _SUBMODULES = (
     "embeddings",
     "exercises",
     "lm",
+    "measure",
     "nar",
     "plots",
     "positional",
@@ -35,6 +37,7 @@ __all__ = ["__version__", *_SUBMODULES]
 if TYPE_CHECKING:  # pragma: no cover
     from . import (  # noqa: F401
         assets,
+        attention,
         bigram,
         book,
         bpe,
@@ -42,6 +45,7 @@ if TYPE_CHECKING:  # pragma: no cover
         embeddings,
         exercises,
         lm,
+        measure,
         nar,
         plots,
         positional,

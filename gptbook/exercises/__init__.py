@@ -11,6 +11,7 @@ from .ch00 import check_00_1, check_00_2, check_00_3
 from .ch01 import check_01_1, check_01_2, check_01_3, check_01_4
 from .ch02 import check_02_1, check_02_2, check_02_3, check_02_4
 from .ch03 import check_03_1, check_03_2, check_03_3, check_03_4
+from .ch04 import check_04_1, check_04_2, check_04_3, check_04_4
 
 __all__ = [
     "ExerciseFailed",
@@ -29,4 +30,8 @@ __all__ = [
     "check_03_2",
     "check_03_3",
     "check_03_4",
+    "check_04_1",
+    "check_04_2",
+    "check_04_3",
+    "check_04_4",
 ]
