@@ -1,0 +1,203 @@
+"""GPT: the decoder-only Transformer, as GPT-1 and GPT-2 build it.
+
+Introduced in chapter 5 (GPT-1: post-LN blocks) and extended in chapter 7 (GPT-2:
+pre-LN blocks, a final LayerNorm, residual projections initialised with 1/sqrt(2N)).
+One class covers both; a :class:`GPTConfig` says which.
+
+    token ids (B, T) → token embedding + learned position embedding → dropout
+    → n_layer × Block → [final LayerNorm, pre-LN only] → tied output head → logits (B, T, V)
+
+Post-LN block (GPT-1):  x = LN(x + Attention(x));  x = LN(x + MLP(x))
+Pre-LN block (GPT-2):   x = x + Attention(LN(x));  x = x + MLP(LN(x))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .attention import MultiHeadAttention
+from .embeddings import tie_weights
+from .lm import cross_entropy
+from .positional import LearnedPositional
+
+NORMS = ("post", "pre")
+
+#: Named sizes. GPT-1 is the paper's model; the small ones fit the book's CPU budget.
+PRESETS: dict[str, dict] = {
+    "gpt1": dict(vocab_size=40_478, block_size=512, n_layer=12, n_head=12, n_embd=768, norm="post"),
+    "book-tiny": dict(vocab_size=84, block_size=64, n_layer=2, n_head=4, n_embd=64, norm="post"),
+    "book-small": dict(vocab_size=84, block_size=128, n_layer=4, n_head=4, n_embd=128, norm="post"),
+    "book-medium": dict(vocab_size=84, block_size=256, n_layer=6, n_head=6, n_embd=384, norm="post"),
+}
+
+
+@dataclass(frozen=True)
+class GPTConfig:
+    """The shape of a GPT. Defaults are GPT-1's choices (post-LN, GELU, dropout 0.1, N(0, 0.02) init)."""
+
+    vocab_size: int = 84
+    block_size: int = 128
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 128
+    dropout: float = 0.1
+    bias: bool = True
+    norm: str = "post"
+    scaled_residual_init: bool = False  # GPT-2: std 0.02 / sqrt(2 n_layer) on residual projections
+    pad_vocab_to: int = 1  # round the embedding table up to a multiple (64 helps GPU kernels)
+
+    def __post_init__(self):
+        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd", "pad_vocab_to"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
+        if self.n_embd % self.n_head:
+            raise ValueError(
+                f"n_embd={self.n_embd} is not divisible by n_head={self.n_head}: each head gets "
+                f"n_embd / n_head features; try n_head in {[h for h in range(1, 17) if self.n_embd % h == 0]}"
+            )
+        if self.norm not in NORMS:
+            raise ValueError(f"norm={self.norm!r}: use 'post' (GPT-1) or 'pre' (GPT-2)")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+    @property
+    def padded_vocab_size(self) -> int:
+        return math.ceil(self.vocab_size / self.pad_vocab_to) * self.pad_vocab_to
+
+    @classmethod
+    def preset(cls, name: str, **overrides) -> GPTConfig:
+        """A named configuration, e.g. ``GPTConfig.preset("gpt1")``, with fields overridden."""
+        if name not in PRESETS:
+            raise ValueError(f"no preset {name!r}; presets: {', '.join(PRESETS)}")
+        return cls(**{**PRESETS[name], **overrides})
+
+
+class MLP(nn.Module):
+    """The position-wise feed-forward layer: d → 4d → GELU (tanh approximation, as OpenAI's code) → d."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
+        self.proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        self.drop = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop(self.proj(F.gelu(self.fc(x), approximate="tanh")))  # GPT-1/2 used the tanh form
+
+
+class Block(nn.Module):
+    """One Transformer decoder block: masked multi-head attention and an MLP, each with a residual."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.pre_ln = config.norm == "pre"
+        self.ln1 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.attn = MultiHeadAttention(config.n_embd, config.n_head, causal=True, dropout=config.dropout, bias=config.bias)
+        self.ln2 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.mlp = MLP(config)
+        self.drop = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, C) -> (B, T, C)
+        if self.pre_ln:
+            x = x + self.drop(self.attn(self.ln1(x)))
+            return x + self.mlp(self.ln2(x))
+        x = self.ln1(x + self.drop(self.attn(x)))
+        return self.ln2(x + self.mlp(x))
+
+
+class GPT(nn.Module):
+    """A GPT language model: ``model(idx, targets=None) -> (logits, loss)``."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.config = config
+        self.block_size = config.block_size
+        self.wte = nn.Embedding(config.padded_vocab_size, config.n_embd)
+        self.wpe = LearnedPositional(config.block_size, config.n_embd)
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        self.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias) if config.norm == "pre" else nn.Identity()
+        self.lm_head = nn.Linear(config.n_embd, config.padded_vocab_size, bias=False)
+        tie_weights(self.wte, self.lm_head)
+        self.apply(self._init_weights)
+        if config.scaled_residual_init:  # GPT-2: keep the residual stream's variance from growing with depth
+            for name, p in self.named_parameters():
+                if name.endswith(("attn.proj.weight", "mlp.proj.weight")):
+                    nn.init.normal_(p, std=0.02 / math.sqrt(2 * config.n_layer))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, std=0.02)
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
+        B, T = idx.shape
+        if T > self.config.block_size:
+            raise ValueError(
+                f"the input has {T} tokens but the context is block_size={self.config.block_size}: "
+                "crop it to the last block_size tokens (sampling.generate does)"
+            )
+        if not idx.is_cuda and idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= self.config.vocab_size):
+            # (on a GPU this check would stall every step; the embedding's own bounds check fires there)
+            raise ValueError(f"token ids must lie in 0..{self.config.vocab_size - 1}, got {int(idx.min())}..{int(idx.max())}")
+        x = self.drop(self.wte(idx) + self.wpe(T))  # (B, T, C)
+        for block in self.blocks:
+            x = block(x)
+        logits = self.lm_head(self.ln_f(x))[..., : self.config.vocab_size]  # (B, T, V): padding cut off
+        return logits, None if targets is None else cross_entropy(logits, targets)
+
+    def num_params(self, non_embedding: bool = False) -> int:
+        """Parameters, counted once when shared (tied); without the position table if ``non_embedding``."""
+        n = sum(p.numel() for p in self.parameters())
+        return n - self.wpe.table.weight.numel() if non_embedding else n
+
+    def flops_per_token(self, T: int | None = None) -> int:
+        """Training FLOPs per token: 6 per non-embedding parameter (forward + backward) plus attention's
+        6·n_layer·T·n_embd for the score and weighted-sum products (Kaplan et al., 2020)."""
+        T = T or self.config.block_size
+        c = self.config
+        return 6 * self.num_params(non_embedding=True) + 6 * c.n_layer * T * c.n_embd
+
+    # ------------------------------------------------------------------ files
+    def save(self, path: str | Path) -> None:
+        """Write ``path/model.safetensors`` and ``path/config.json``, each atomically."""
+        from safetensors.torch import save_file
+
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        state = {k: v.contiguous() for k, v in self.state_dict().items() if k != "lm_head.weight"}  # tied
+        _atomic(path / "model.safetensors", lambda tmp: save_file(state, str(tmp)))
+        _atomic(path / "config.json", lambda tmp: tmp.write_text(json.dumps(dataclasses.asdict(self.config), indent=2)))
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | torch.device = "cpu") -> GPT:
+        """A model saved with :meth:`save` (no pickle is ever read)."""
+        from safetensors.torch import load_file
+
+        path = Path(path)
+        if not (path / "config.json").exists():
+            raise FileNotFoundError(f"{path} has no config.json: is it a folder written by GPT.save()?")
+        model = cls(GPTConfig(**json.loads((path / "config.json").read_text())))
+        state = load_file(str(path / "model.safetensors"), device=str(device))
+        state["lm_head.weight"] = state["wte.weight"]
+        model.load_state_dict(state)
+        return model.to(device)
+
+
+def _atomic(path: Path, write) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    os.replace(tmp, path)
