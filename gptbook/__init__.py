@@ -23,6 +23,7 @@ _SUBMODULES = (
     "exercises",
     "lm",
     "measure",
+    "model",
     "nar",
     "plots",
     "positional",
@@ -31,6 +32,7 @@ _SUBMODULES = (
     "student",
     "tinylm",
     "tokenizers",
+    "train",
 )
 __all__ = ["__version__", *_SUBMODULES]
 
@@ -46,6 +48,7 @@ if TYPE_CHECKING:  # pragma: no cover
         exercises,
         lm,
         measure,
+        model,
         nar,
         plots,
         positional,
@@ -54,6 +57,7 @@ if TYPE_CHECKING:  # pragma: no cover
         student,
         tinylm,
         tokenizers,
+        train,
     )
 
 

@@ -1,0 +1,221 @@
+"""The training loop: AdamW, warmup + cosine, clipping, mixed precision, checkpoints, DDP.
+
+Introduced in chapter 5 (pretraining GPT-1). One :class:`Trainer` serves the notebooks
+and the command line (``python -m gptbook.train --preset book-small --out runs/small``).
+
+- Optimiser: AdamW, weight decay on matrices only (not on biases, LayerNorm gains or
+  the position table), fused on CUDA.
+- Schedule: linear warmup, then cosine decay to ``min_lr_ratio × lr`` (GPT-1's shape).
+- Mixed precision: bfloat16 autocast on CUDA (TF32 matmuls too); float32 on the CPU.
+- Checkpoints: ``model.safetensors`` + ``config.json`` (:meth:`GPT.save`), and
+  ``trainer.pt`` (optimiser state, step, random-number states, loss history), all
+  written atomically. ``resume=True`` continues the same run: on the CPU the losses
+  after resuming equal an uninterrupted run's.
+- Data parallel: under ``torchrun --nproc_per_node=N`` each process trains a replica
+  (DistributedDataParallel). Every process draws the same global batch and keeps its
+  slice, so N processes compute the same update as one process with the whole batch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from . import data
+from .lm import model_device
+from .model import GPT, GPTConfig
+
+
+@dataclass
+class TrainConfig:
+    max_steps: int = 1000
+    batch_size: int = 32  # sequences per optimiser step, across all processes
+    lr: float = 1e-3
+    min_lr_ratio: float = 0.1
+    warmup_steps: int = 100
+    weight_decay: float = 0.1
+    beta2: float = 0.99
+    grad_clip: float = 1.0
+    eval_interval: int = 100
+    eval_batches: int = 10
+    tokenizer: str = "char"
+    seed: int = 0
+    compile: bool = False
+
+    def __post_init__(self):
+        if self.max_steps < 1 or self.batch_size < 1:
+            raise ValueError("max_steps and batch_size must be ≥ 1")
+        if not 0 <= self.warmup_steps <= self.max_steps:
+            raise ValueError(f"warmup_steps must be between 0 and max_steps={self.max_steps}")
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warmup from 0 to ``lr`` over ``warmup_steps``, then cosine decay to ``min_lr_ratio·lr``."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
+    cosine = 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * cosine)
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW with weight decay on 2-D weights only; fused kernels on CUDA."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "wpe" not in n]
+    no_decay = [p for p in params if all(p is not q for q in decay)]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    fused = model_device(model).type == "cuda"
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, cfg.beta2), fused=fused)
+
+
+class Trainer:
+    """Trains a :class:`GPT` on the corpus; ``train()`` runs to ``max_steps`` and returns the history."""
+
+    def __init__(self, model: GPT, cfg: TrainConfig, out_dir: str | Path | None = None, resume: bool = False):
+        self.cfg, self.out_dir = cfg, Path(out_dir) if out_dir else None
+        self.rank, self.world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+        if cfg.batch_size % self.world:
+            raise ValueError(f"batch_size={cfg.batch_size} must be divisible by the {self.world} processes")
+        self.model = model
+        self.device = model_device(model)
+        self.optimizer = make_optimizer(model, cfg)
+        self.generator = torch.Generator().manual_seed(cfg.seed)  # the same on every process
+        self.step, self.history = 0, {"step": [], "train": [], "lr": [], "eval_step": [], "val": []}
+        if resume:
+            self.load_checkpoint()
+        self.replica = model
+        if self.world > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.replica = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+        if cfg.compile:
+            self.replica = torch.compile(self.replica)
+        if self.device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+
+    def batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """This process's slice of the next global batch: (B / world, T) inputs and targets."""
+        x, y = data.get_batch("train", self.cfg.batch_size, self.model.config.block_size,
+                              tokenizer=self.cfg.tokenizer, generator=self.generator)  # fmt: skip
+        part = slice(self.rank * len(x) // self.world, (self.rank + 1) * len(x) // self.world)
+        return x[part].to(self.device), y[part].to(self.device)
+
+    def train_step(self) -> float:
+        x, y = self.batch()
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr_at(self.step, self.cfg)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
+            _, loss = self.replica(x, y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        self.optimizer.step()
+        return loss.item()
+
+    @torch.no_grad()
+    def evaluate(self) -> float:
+        """Mean validation loss over ``eval_batches`` fixed batches (the same ones every time)."""
+        self.model.eval()
+        g = torch.Generator().manual_seed(1234)
+        losses = []
+        for _ in range(self.cfg.eval_batches):
+            x, y = data.get_batch("val", 16, self.model.config.block_size, tokenizer=self.cfg.tokenizer, generator=g)
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
+                losses.append(self.model(x.to(self.device), y.to(self.device))[1].item())
+        self.model.train()
+        return sum(losses) / len(losses)
+
+    def train(self, steps: int | None = None, progress: bool = True) -> dict:
+        """Train to ``max_steps`` (or ``steps`` more); evaluate and checkpoint every ``eval_interval``."""
+        from tqdm.auto import tqdm
+
+        end = self.cfg.max_steps if steps is None else min(self.cfg.max_steps, self.step + steps)
+        self.model.train()
+        bar = tqdm(total=end - self.step, disable=not progress or self.rank != 0, desc="training")
+        while self.step < end:
+            loss = self.train_step()
+            self.history["step"].append(self.step)
+            self.history["train"].append(loss)
+            self.history["lr"].append(lr_at(self.step, self.cfg))
+            self.step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.3f}")
+            if self.step % self.cfg.eval_interval == 0 or self.step == self.cfg.max_steps:
+                self.history["eval_step"].append(self.step)
+                self.history["val"].append(self.evaluate())
+                self.save_checkpoint()
+        bar.close()
+        return self.history
+
+    # ------------------------------------------------------------------ checkpoints
+    def save_checkpoint(self) -> None:
+        if self.out_dir is None or self.rank != 0:
+            return
+        self.model.save(self.out_dir)
+        state = {
+            "step": self.step,
+            "optimizer": self.optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "history": json.dumps(self.history),
+            "train_config": json.dumps(dataclasses.asdict(self.cfg)),
+        }
+        tmp = self.out_dir / "trainer.pt.tmp"
+        torch.save(state, tmp)
+        os.replace(tmp, self.out_dir / "trainer.pt")
+
+    def load_checkpoint(self) -> None:
+        path = self.out_dir / "trainer.pt" if self.out_dir else None
+        if path is None or not path.exists():
+            raise FileNotFoundError(f"nothing to resume: {path} does not exist (train without resume first)")
+        state = torch.load(path, weights_only=True)  # tensors and plain types only: no pickled code
+        saved = GPT.load(self.out_dir, device=self.device)
+        if saved.config != self.model.config:
+            raise ValueError(f"the checkpoint's model config differs from this model's:\n{saved.config}\n{self.model.config}")
+        self.model.load_state_dict(saved.state_dict())
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        self.step, self.history = state["step"], json.loads(state["history"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m gptbook.train", description=__doc__.split("\n")[0])
+    parser.add_argument("--preset", default="book-small", help="a GPTConfig preset")
+    parser.add_argument("--out", required=True, help="folder for the model and the trainer checkpoint")
+    parser.add_argument("--resume", action="store_true", help="continue the run saved in --out")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: the best available)")
+    types = {"int": int, "float": float, "str": str}
+    for field in dataclasses.fields(TrainConfig):
+        if field.type in types:
+            parser.add_argument(f"--{field.name.replace('_', '-')}", type=types[field.type], default=field.default)
+    parser.add_argument("--compile", action="store_true")
+    args = parser.parse_args(argv)
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if distributed:
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if distributed and device.startswith("cuda"):
+        device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
+    cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
+    torch.manual_seed(cfg.seed)
+    model = GPT(GPTConfig.preset(args.preset)).to(device)
+    trainer = Trainer(model, cfg, args.out, resume=args.resume)
+    history = trainer.train()
+    if trainer.rank == 0 and history["val"]:
+        print(f"step {trainer.step}: train {history['train'][-1]:.4f} · val {history['val'][-1]:.4f}")
+    if distributed:
+        dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

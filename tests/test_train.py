@@ -1,0 +1,106 @@
+"""gptbook.train: the schedule, a loss that falls, exact resume, and DDP matching one process."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from gptbook.model import GPT, GPTConfig
+from gptbook.train import TrainConfig, Trainer, lr_at, main
+
+TINY = dict(vocab_size=84, block_size=32, n_layer=2, n_head=2, n_embd=32, dropout=0.1)
+
+
+def _trainer(tmp_path=None, resume=False, **overrides) -> Trainer:
+    torch.manual_seed(0)
+    cfg = TrainConfig(**{"max_steps": 12, "batch_size": 8, "warmup_steps": 3, "eval_interval": 6, "eval_batches": 2, **overrides})
+    return Trainer(GPT(GPTConfig(**TINY)), cfg, tmp_path, resume=resume)
+
+
+def test_warmup_then_cosine():
+    cfg = TrainConfig(max_steps=100, warmup_steps=10, lr=1.0, min_lr_ratio=0.1)
+    lrs = [lr_at(s, cfg) for s in range(100)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
+    assert lr_at(100, cfg) == pytest.approx(0.1) and lr_at(55, cfg) == pytest.approx(0.55)
+
+
+def test_loss_falls_and_history_is_kept():
+    trainer = _trainer(max_steps=60, lr=3e-3, warmup_steps=5, eval_interval=30)
+    history = trainer.train(progress=False)
+    assert len(history["train"]) == 60 and history["eval_step"] == [30, 60]
+    assert sum(history["train"][-10:]) / 10 < sum(history["train"][:10]) / 10 - 0.5
+
+
+def test_resume_continues_the_same_run(tmp_path):
+    straight = _trainer(tmp_path / "a").train(progress=False)
+    first = _trainer(tmp_path / "b")
+    first.train(steps=6, progress=False)  # stops at the checkpoint of step 6
+    resumed = _trainer(tmp_path / "b", resume=True)
+    assert resumed.step == 6
+    history = resumed.train(progress=False)
+    assert history["train"] == straight["train"] and history["val"] == straight["val"]
+
+
+def test_resume_needs_a_checkpoint(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nothing to resume"):
+        _trainer(tmp_path / "empty", resume=True)
+
+
+def test_bad_train_configs():
+    with pytest.raises(ValueError, match="warmup_steps"):
+        TrainConfig(max_steps=10, warmup_steps=20)
+    with pytest.raises(ValueError, match="≥ 1"):
+        TrainConfig(batch_size=0)
+
+
+def test_cli_trains_and_writes_a_checkpoint(tmp_path, capsys):
+    args = ["--preset", "book-tiny", "--out", str(tmp_path / "run"), "--max-steps", "4", "--warmup-steps", "1",
+            "--eval-interval", "2", "--eval-batches", "1", "--batch-size", "4", "--device", "cpu"]  # fmt: skip
+    assert main(args) == 0
+    assert "step 4: train" in capsys.readouterr().out
+    assert GPT.load(tmp_path / "run").config == GPTConfig.preset("book-tiny")
+    assert main([*args[:-2], "--max-steps", "6", "--device", "cpu", "--resume"]) == 0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(**{**TINY, "dropout": 0.0}))
+    cfg = TrainConfig(max_steps=5, batch_size=8, warmup_steps=1, eval_interval=100)
+    Trainer(model, cfg).train(progress=False)
+    if rank == 0:
+        torch.save(model.state_dict(), out)
+    dist.destroy_process_group()
+
+
+def test_ddp_two_processes_match_one(tmp_path):
+    out = str(tmp_path / "ddp.pt")
+    mp.spawn(_ddp_worker, args=(2, _free_port(), out), nprocs=2, join=True)
+    torch.manual_seed(0)
+    single = GPT(GPTConfig(**{**TINY, "dropout": 0.0}))
+    Trainer(single, TrainConfig(max_steps=5, batch_size=8, warmup_steps=1, eval_interval=100)).train(progress=False)
+    ddp_state = torch.load(out, weights_only=True)
+    for name, p in single.state_dict().items():
+        assert torch.allclose(p, ddp_state[name], atol=1e-5), name
+
+
+def test_each_process_takes_its_slice_of_the_global_batch():
+    full = _trainer().batch()
+    half = _trainer()
+    half.rank, half.world = 1, 2  # as process 1 of 2 would
+    x, y = half.batch()
+    assert x.shape == (4, 32) and torch.equal(x, full[0][4:]) and torch.equal(y, full[1][4:])
