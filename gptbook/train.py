@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -55,6 +56,29 @@ class TrainConfig:
             raise ValueError("max_steps and batch_size must be ≥ 1")
         if not 0 <= self.warmup_steps <= self.max_steps:
             raise ValueError(f"warmup_steps must be between 0 and max_steps={self.max_steps}")
+
+
+#: Dense bf16 tensor-core peaks in TFLOP/s (fp16 for the T4, which has no bf16), from NVIDIA's
+#: datasheets, without sparsity. Looked up by name, never assumed: unknown devices get no MFU.
+PEAK_TFLOPS = {"H100 PCIe": 756, "H100": 989, "H200": 989, "A100": 312, "L4": 121, "T4": 65, "V100": 125}
+
+
+def peak_flops(device: str | torch.device) -> float | None:
+    """The peak FLOP/s of a CUDA device, from :data:`PEAK_TFLOPS` by its name; None if unknown."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    for key, tflops in PEAK_TFLOPS.items():  # "H100 PCIe" is checked before "H100"
+        if key in name:
+            return tflops * 1e12
+    return None
+
+
+def mfu(model: GPT, tokens_per_second: float, device: str | torch.device) -> float | None:
+    """Model FLOPs utilisation: achieved training FLOP/s over the device's peak (None if unknown)."""
+    peak = peak_flops(device)
+    return None if peak is None else model.flops_per_token() * tokens_per_second / peak
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -133,8 +157,11 @@ class Trainer:
         self.model.train()
         return sum(losses) / len(losses)
 
-    def train(self, steps: int | None = None, progress: bool = True) -> dict:
-        """Train to ``max_steps`` (or ``steps`` more); evaluate and checkpoint every ``eval_interval``."""
+    def train(self, steps: int | None = None, progress: bool = True, on_eval=None) -> dict:
+        """Train to ``max_steps`` (or ``steps`` more); evaluate and checkpoint every ``eval_interval``.
+
+        ``on_eval(trainer)``, if given, runs after each evaluation (e.g. to print a sample).
+        """
         from tqdm.auto import tqdm
 
         end = self.cfg.max_steps if steps is None else min(self.cfg.max_steps, self.step + steps)
@@ -152,6 +179,8 @@ class Trainer:
                 self.history["eval_step"].append(self.step)
                 self.history["val"].append(self.evaluate())
                 self.save_checkpoint()
+                if on_eval is not None and self.rank == 0:
+                    on_eval(self)
         bar.close()
         return self.history
 
@@ -185,6 +214,45 @@ class Trainer:
         self.generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
         self.step, self.history = state["step"], json.loads(state["history"])
+
+
+#: The models later chapters reuse: a preset, a tokenizer and a training run per scale.
+PRETRAINED = {
+    "char-small": dict(preset="book-small", quick=dict(max_steps=500, batch_size=32, lr=2e-3, warmup_steps=50),
+                       full=dict(max_steps=5000, batch_size=64, lr=1e-3, warmup_steps=200)),
+}  # fmt: skip
+
+
+def models_dir() -> Path:
+    """Where :func:`pretrained` keeps its models: ``models/`` in the data cache."""
+    from .assets import cache_dir
+
+    return cache_dir() / "models"
+
+
+def pretrained(name: str = "char-small", scale: str | None = None, device: str | None = None) -> GPT:
+    """A model trained once per machine and cached (keyed by its configuration), then reused.
+
+    Safe when several notebooks ask at once: the first trains under a lock, the others wait
+    and load its result.
+    """
+    from . import book
+    from .assets import locked
+
+    if name not in PRETRAINED:
+        raise ValueError(f"no pretrained model {name!r}; available: {', '.join(PRETRAINED)}")
+    spec, scale = PRETRAINED[name], scale or book.scale()
+    cfg = TrainConfig(**spec[scale], eval_interval=spec[scale]["max_steps"])
+    model_cfg = GPTConfig.preset(spec["preset"])
+    key = json.dumps([dataclasses.asdict(model_cfg), dataclasses.asdict(cfg), data._fingerprint(cfg.tokenizer)], sort_keys=True)
+    folder = models_dir() / f"{name}-{scale}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    device = device or book.device()
+    with locked(folder):
+        if not (folder / "model.safetensors").exists():
+            torch.manual_seed(cfg.seed)
+            Trainer(GPT(model_cfg).to(device), cfg, folder).train()
+    return GPT.load(folder, device=device).eval()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -104,3 +104,31 @@ def test_each_process_takes_its_slice_of_the_global_batch():
     half.rank, half.world = 1, 2  # as process 1 of 2 would
     x, y = half.batch()
     assert x.shape == (4, 32) and torch.equal(x, full[0][4:]) and torch.equal(y, full[1][4:])
+
+
+def test_mfu_needs_a_known_peak(monkeypatch):
+    from gptbook import train
+
+    model = GPT(GPTConfig(**TINY))
+    assert train.peak_flops("cpu") is None and train.mfu(model, 1e4, "cpu") is None
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H100 PCIe")
+    assert train.peak_flops("cuda") == 756e12
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H100 80GB HBM3")
+    assert train.mfu(model, 1e6, "cuda") == pytest.approx(model.flops_per_token() * 1e6 / 989e12)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Some Future GPU")
+    assert train.peak_flops("cuda") is None
+
+
+def test_pretrained_trains_once_then_loads(tmp_path, monkeypatch):
+    from gptbook import train
+
+    monkeypatch.setattr(train, "models_dir", lambda: tmp_path)
+    monkeypatch.setitem(train.PRETRAINED, "test-tiny", dict(preset="book-tiny", quick=dict(max_steps=3, batch_size=4, warmup_steps=1)))
+    calls = []
+    real_train = train.Trainer.train
+    monkeypatch.setattr(train.Trainer, "train", lambda self, *a, **k: calls.append(1) or real_train(self, progress=False))
+    first = train.pretrained("test-tiny", "quick", "cpu")
+    second = train.pretrained("test-tiny", "quick", "cpu")
+    assert calls == [1] and torch.equal(first.wte.weight, second.wte.weight)
+    with pytest.raises(ValueError, match="no pretrained model"):
+        train.pretrained("nope")
