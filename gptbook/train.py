@@ -58,7 +58,7 @@ class TrainConfig:
             raise ValueError(f"warmup_steps must be between 0 and max_steps={self.max_steps}")
 
 
-#: Dense bf16 tensor-core peaks in TFLOP/s (fp16 for the T4, which has no bf16), from NVIDIA's
+#: Dense bf16 tensor-core peaks in TFLOP/s (fp16 for the T4 and V100, which have no bf16), from NVIDIA's
 #: datasheets, without sparsity. Looked up by name, never assumed: unknown devices get no MFU.
 PEAK_TFLOPS = {"H100 PCIe": 756, "H100": 989, "H200": 989, "A100": 312, "L4": 121, "T4": 65, "V100": 125}
 
@@ -216,11 +216,26 @@ class Trainer:
         self.step, self.history = state["step"], json.loads(state["history"])
 
 
-#: The models later chapters reuse: a preset, a tokenizer and a training run per scale.
+#: The models later chapters reuse: per scale, a model (a preset and overrides) and a training run.
 PRETRAINED = {
-    "char-small": dict(preset="book-small", quick=dict(max_steps=500, batch_size=32, lr=2e-3, warmup_steps=50),
-                       full=dict(max_steps=5000, batch_size=64, lr=1e-3, warmup_steps=200)),
+    "char": {
+        "quick": dict(model=dict(preset="book-tiny", dropout=0.0),
+                      train=dict(max_steps=1500, batch_size=32, lr=3e-3, warmup_steps=100, eval_interval=250)),
+        "full": dict(model=dict(preset="book-medium", dropout=0.2),
+                     train=dict(max_steps=5000, batch_size=64, lr=1e-3, warmup_steps=200, eval_interval=500)),
+    },
 }  # fmt: skip
+
+
+def pretrained_spec(name: str = "char", scale: str | None = None) -> tuple[GPTConfig, TrainConfig]:
+    """The model and training configurations of a pretrained model at a scale (default: this machine's)."""
+    from . import book
+
+    if name not in PRETRAINED:
+        raise ValueError(f"no pretrained model {name!r}; available: {', '.join(PRETRAINED)}")
+    spec = PRETRAINED[name][scale or book.scale()]
+    model = dict(spec["model"])
+    return GPTConfig.preset(model.pop("preset"), **model), TrainConfig(**spec["train"])
 
 
 def models_dir() -> Path:
@@ -230,8 +245,17 @@ def models_dir() -> Path:
     return cache_dir() / "models"
 
 
-def pretrained(name: str = "char-small", scale: str | None = None, device: str | None = None) -> GPT:
-    """A model trained once per machine and cached (keyed by its configuration), then reused.
+def pretrained_path(name: str = "char", scale: str | None = None) -> Path:
+    """The cache folder of a pretrained model, keyed by everything that shapes it."""
+    from . import book
+
+    model_cfg, cfg = pretrained_spec(name, scale)
+    key = json.dumps([dataclasses.asdict(model_cfg), dataclasses.asdict(cfg), data._fingerprint(cfg.tokenizer)], sort_keys=True)
+    return models_dir() / f"{name}-{scale or book.scale()}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+
+
+def pretrained(name: str = "char", scale: str | None = None, device: str | None = None) -> GPT:
+    """A model trained once per machine and cached, then reused (chapter 5 trains it in view).
 
     Safe when several notebooks ask at once: the first trains under a lock, the others wait
     and load its result.
@@ -239,13 +263,8 @@ def pretrained(name: str = "char-small", scale: str | None = None, device: str |
     from . import book
     from .assets import locked
 
-    if name not in PRETRAINED:
-        raise ValueError(f"no pretrained model {name!r}; available: {', '.join(PRETRAINED)}")
-    spec, scale = PRETRAINED[name], scale or book.scale()
-    cfg = TrainConfig(**spec[scale], eval_interval=spec[scale]["max_steps"])
-    model_cfg = GPTConfig.preset(spec["preset"])
-    key = json.dumps([dataclasses.asdict(model_cfg), dataclasses.asdict(cfg), data._fingerprint(cfg.tokenizer)], sort_keys=True)
-    folder = models_dir() / f"{name}-{scale}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+    model_cfg, cfg = pretrained_spec(name, scale)
+    folder = pretrained_path(name, scale)
     folder.parent.mkdir(parents=True, exist_ok=True)
     device = device or book.device()
     with locked(folder):
