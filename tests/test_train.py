@@ -123,7 +123,8 @@ def test_pretrained_trains_once_then_loads(tmp_path, monkeypatch):
     from gptbook import train
 
     monkeypatch.setattr(train, "models_dir", lambda: tmp_path)
-    monkeypatch.setitem(train.PRETRAINED, "test-tiny", dict(preset="book-tiny", quick=dict(max_steps=3, batch_size=4, warmup_steps=1)))
+    spec = {"quick": dict(model=dict(preset="book-tiny"), train=dict(max_steps=3, batch_size=4, warmup_steps=1))}
+    monkeypatch.setitem(train.PRETRAINED, "test-tiny", spec)
     calls = []
     real_train = train.Trainer.train
     monkeypatch.setattr(train.Trainer, "train", lambda self, *a, **k: calls.append(1) or real_train(self, progress=False))
