@@ -224,6 +224,14 @@ PRETRAINED = {
         "full": dict(model=dict(preset="book-medium", dropout=0.2),
                      train=dict(max_steps=5000, batch_size=64, lr=1e-3, warmup_steps=200, eval_interval=500)),
     },
+    "bpe": {  # GPT-2's tokenizer: the vocabulary is padded to a multiple of 64 for the GPU
+        "quick": dict(model=dict(preset="book-tiny", vocab_size=50_257, pad_vocab_to=64, dropout=0.0),
+                      train=dict(max_steps=200, batch_size=16, lr=3e-3, warmup_steps=20, eval_interval=100,
+                                 tokenizer="gpt2")),
+        "full": dict(model=dict(preset="book-medium", vocab_size=50_257, pad_vocab_to=64, dropout=0.2),
+                     train=dict(max_steps=5000, batch_size=64, lr=6e-4, warmup_steps=200, eval_interval=500,
+                                tokenizer="gpt2")),
+    },
 }  # fmt: skip
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 
@@ -133,3 +134,20 @@ def test_pretrained_trains_once_then_loads(tmp_path, monkeypatch):
     assert calls == [1] and torch.equal(first.wte.weight, second.wte.weight)
     with pytest.raises(ValueError, match="no pretrained model"):
         train.pretrained("nope")
+
+
+def test_training_on_gpt2_tokens():
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=50_257, pad_vocab_to=64, block_size=16, n_layer=1, n_head=2, n_embd=16, dropout=0.0))
+    trainer = Trainer(model, TrainConfig(max_steps=3, batch_size=4, warmup_steps=1, eval_interval=3, eval_batches=1, tokenizer="gpt2"))
+    history = trainer.train(progress=False)
+    assert history["train"][0] == pytest.approx(math.log(50_257), abs=0.5) and len(history["val"]) == 1
+
+
+def test_every_pretrained_spec_is_valid():
+    from gptbook import train
+
+    for name, scales in train.PRETRAINED.items():
+        for scale in scales:
+            model_cfg, cfg = train.pretrained_spec(name, scale)
+            assert cfg.tokenizer in ("char", "gpt2") and model_cfg.vocab_size == (84 if cfg.tokenizer == "char" else 50_257)
