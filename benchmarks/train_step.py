@@ -1,12 +1,13 @@
 """One training step of gptbook's GPT against Hugging Face's GPT2LMHeadModel.
 
 Same architecture (GPT-2: pre-LN, tanh GELU, tied embeddings, no dropout), same
-batch, same precision (float32), same optimizer (AdamW), in one process; the two
+batch, same precision (float32 on the CPU, bf16 autocast on a GPU), same optimizer
+(AdamW, fused on a GPU), in one process; on a GPU it also reports MFU; the two
 models alternate so that both see the same machine state. Prints a table of median
 step times, tokens per second, and the ratio (HF time / gptbook time: above 1 means
 gptbook is faster).
 
-    python benchmarks/train_step.py [--steps 20] [--layers 4] [--d 256] [--heads 4] [--T 256] [--B 8]
+    python benchmarks/train_step.py [--steps 20] [--layers 4] [--d 256] [--heads 4] [--T 256] [--B 8] [--device cuda]
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from datetime import date
 import torch
 
 from gptbook.model import GPT, GPTConfig
+from gptbook.train import mfu
 
 
 def hf_model(cfg: GPTConfig):
@@ -34,13 +36,17 @@ def hf_model(cfg: GPTConfig):
 
 
 def step_fn(model, x, y, hf: bool):
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    cuda = x.is_cuda
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=cuda)
 
     def step():
-        loss = model(input_ids=x, labels=x).loss if hf else model(x, y)[1]
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):  # the same precision for both
+            loss = model(input_ids=x, labels=x).loss if hf else model(x, y)[1]
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if cuda:
+            torch.cuda.synchronize()
 
     return step
 
@@ -49,13 +55,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     for flag, default in [("steps", 20), ("layers", 4), ("d", 256), ("heads", 4), ("T", 256), ("B", 8), ("vocab", 50_257)]:
         parser.add_argument(f"--{flag}", type=int, default=default)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
     torch.manual_seed(0)
+    torch.backends.cuda.matmul.allow_tf32 = True
     cfg = GPTConfig(vocab_size=args.vocab, block_size=args.T, n_layer=args.layers, n_head=args.heads,
                     n_embd=args.d, dropout=0.0, norm="pre", scaled_residual_init=True)  # fmt: skip
     ids = torch.randint(args.vocab, (args.B, args.T + 1))
-    x, y = ids[:, :-1], ids[:, 1:]  # HF shifts its labels inside the model; it gets x as labels
-    models = {"gptbook GPT": GPT(cfg), "HF GPT2LMHeadModel": hf_model(cfg)}
+    x, y = ids[:, :-1].to(args.device), ids[:, 1:].to(args.device)  # HF shifts its labels itself
+    models = {"gptbook GPT": GPT(cfg).to(args.device), "HF GPT2LMHeadModel": hf_model(cfg).to(args.device)}
     n_params = {name: sum(p.numel() for p in m.parameters()) for name, m in models.items()}
     steps = {name: step_fn(m, x, y, hf=name.startswith("HF")) for name, m in models.items()}
     for fn in steps.values():  # warm up
@@ -68,14 +76,19 @@ def main() -> None:
             fn()
             times[name].append(time.perf_counter() - start)
     median = {name: statistics.median(t) for name, t in times.items()}
-    print(f"{date.today()} · {platform.processor() or platform.machine()} · {os.cpu_count()} CPUs · "
-          f"torch {torch.__version__} · float32 · {torch.get_num_threads()} threads")
+    where = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else (
+        f"{platform.processor() or platform.machine()} · {os.cpu_count()} CPUs · {torch.get_num_threads()} threads")
+    precision = "bf16 autocast" if args.device.startswith("cuda") else "float32"
+    print(f"{date.today()} · {where} · torch {torch.__version__} · {precision}")
     print(f"config: {args.layers} layers, d={args.d}, {args.heads} heads, T={args.T}, B={args.B}, "
           f"vocab {args.vocab:,}; median of {args.steps} steps after 2 warm-up steps\n")
-    print("| model | parameters | median step (ms) | tokens/s |")
-    print("|---|---:|---:|---:|")
+    print("| model | parameters | median step (ms) | tokens/s | MFU |")
+    print("|---|---:|---:|---:|---:|")
     for name in models:
-        print(f"| {name} | {n_params[name]:,} | {median[name] * 1e3:.1f} | {args.B * args.T / median[name]:,.0f} |")
+        tokens_per_s = args.B * args.T / median[name]
+        util = mfu(models["gptbook GPT"], tokens_per_s, args.device)  # same FLOPs: same architecture
+        shown = f"{util:.1%}" if util is not None else "n/a (no known peak)"
+        print(f"| {name} | {n_params[name]:,} | {median[name] * 1e3:.1f} | {tokens_per_s:,.0f} | {shown} |")
     print(f"\nratio (HF time / gptbook time): {median['HF GPT2LMHeadModel'] / median['gptbook GPT']:.2f}")
 
 
