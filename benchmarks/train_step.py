@@ -1,7 +1,8 @@
 """One training step of gptbook's GPT against Hugging Face's GPT2LMHeadModel.
 
 Same architecture (GPT-2: pre-LN, tanh GELU, tied embeddings, no dropout), same
-batch, same precision (float32 on the CPU, bf16 autocast on a GPU), same optimizer
+batch, same precision (float32 on the CPU; on a GPU bf16 autocast, or fp16 with loss
+scaling where bf16 is not native, as gptbook.train chooses), same optimizer
 (AdamW, fused on a GPU), in one process; on a GPU it also reports MFU; the two
 models alternate so that both see the same machine state. Prints a table of median
 step times, tokens per second, and the ratio (HF time / gptbook time: above 1 means
@@ -22,7 +23,7 @@ from datetime import date
 import torch
 
 from gptbook.model import GPT, GPTConfig
-from gptbook.train import mfu
+from gptbook.train import autocast_dtype, mfu
 
 
 def hf_model(cfg: GPTConfig):
@@ -38,13 +39,16 @@ def hf_model(cfg: GPTConfig):
 def step_fn(model, x, y, hf: bool):
     cuda = x.is_cuda
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=cuda)
+    dtype = autocast_dtype(x.device)  # the same precision for both
+    scaler = torch.amp.GradScaler(x.device.type, enabled=dtype == torch.float16)
 
     def step():
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):  # the same precision for both
+        with torch.autocast(x.device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
             loss = model(input_ids=x, labels=x).loss if hf else model(x, y)[1]
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
         if cuda:
             torch.cuda.synchronize()
 
@@ -78,7 +82,8 @@ def main() -> None:
     median = {name: statistics.median(t) for name, t in times.items()}
     where = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else (
         f"{platform.processor() or platform.machine()} · {os.cpu_count()} CPUs · {torch.get_num_threads()} threads")
-    precision = "bf16 autocast" if args.device.startswith("cuda") else "float32"
+    dtype = autocast_dtype(args.device)
+    precision = "float32" if dtype is None else f"{str(dtype).removeprefix('torch.')} autocast"
     print(f"{date.today()} · {where} · torch {torch.__version__} · {precision}")
     print(f"config: {args.layers} layers, d={args.d}, {args.heads} heads, T={args.T}, B={args.B}, "
           f"vocab {args.vocab:,}; median of {args.steps} steps after 2 warm-up steps\n")

@@ -150,8 +150,10 @@ class GPT(nn.Module):
                 f"the input has {T} tokens but the context is block_size={self.config.block_size}: "
                 "crop it to the last block_size tokens (sampling.generate does)"
             )
-        if not idx.is_cuda and idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= self.config.vocab_size):
-            # (on a GPU this check would stall every step; the embedding's own bounds check fires there)
+        # Checked on the CPU only: on a GPU it would stall every step, in a compiled graph it would break
+        # the graph; the embedding's own bounds check fires there.
+        checked = not idx.is_cuda and not torch.compiler.is_compiling()
+        if checked and idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= self.config.vocab_size):
             raise ValueError(f"token ids must lie in 0..{self.config.vocab_size - 1}, got {int(idx.min())}..{int(idx.max())}")
         x = self.drop(self.wte(idx) + self.wpe(T))  # (B, T, C)
         for block in self.blocks:

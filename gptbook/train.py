@@ -6,7 +6,11 @@ and the command line (``python -m gptbook.train --preset book-small --out runs/s
 - Optimiser: AdamW, weight decay on matrices only (not on biases, LayerNorm gains or
   the position table), fused on CUDA.
 - Schedule: linear warmup, then cosine decay to ``min_lr_ratio × lr`` (GPT-1's shape).
-- Mixed precision: bfloat16 autocast on CUDA (TF32 matmuls too); float32 on the CPU.
+- Mixed precision (``precision="auto"``): bfloat16 autocast on GPUs that have it (Ampere and
+  newer), float16 autocast with loss scaling on older ones (T4, V100), TF32 for the float32
+  products that remain; float32 on the CPU.
+- The loop never waits for the GPU to report a loss: losses are read in batches, at
+  evaluations and every ``LOSS_READ_EVERY`` steps.
 - Checkpoints: ``model.safetensors`` + ``config.json`` (:meth:`GPT.save`), and
   ``trainer.pt`` (optimiser state, step, random-number states, loss history), all
   written atomically. ``resume=True`` continues the same run: on the CPU the losses
@@ -24,6 +28,7 @@ import hashlib
 import json
 import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,17 +55,38 @@ class TrainConfig:
     tokenizer: str = "char"
     seed: int = 0
     compile: bool = False
+    precision: str = "auto"  # or "float32", "bfloat16", "float16" (see autocast_dtype)
 
     def __post_init__(self):
         if self.max_steps < 1 or self.batch_size < 1:
             raise ValueError("max_steps and batch_size must be ≥ 1")
         if not 0 <= self.warmup_steps <= self.max_steps:
             raise ValueError(f"warmup_steps must be between 0 and max_steps={self.max_steps}")
+        if self.precision not in ("auto", *PRECISIONS):
+            raise ValueError(f"precision={self.precision!r}: choose one of auto, {', '.join(PRECISIONS)}")
+
+
+#: Training precisions: the autocast dtype of each (None: plain float32).
+PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def autocast_dtype(device: str | torch.device, precision: str = "auto") -> torch.dtype | None:
+    """The dtype the forward pass autocasts to, or None for float32.
+
+    ``"auto"`` picks bfloat16 on GPUs with native support (compute capability 8.0 and newer),
+    float16 on older GPUs such as Colab's T4 (the Trainer then scales the loss so that small
+    gradients do not underflow), and float32 on the CPU.
+    """
+    if precision != "auto":
+        return PRECISIONS[precision]
+    if torch.device(device).type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
 
 
 #: Dense bf16 tensor-core peaks in TFLOP/s (fp16 for the T4 and V100, which have no bf16), from NVIDIA's
 #: datasheets, without sparsity. Looked up by name, never assumed: unknown devices get no MFU.
-PEAK_TFLOPS = {"H100 PCIe": 756, "H100": 989, "H200": 989, "A100": 312, "L4": 121, "T4": 65, "V100": 125}
+PEAK_TFLOPS = {"H100 PCIe": 756, "H100 NVL": 835, "H100": 989, "H200": 989, "A100": 312, "L4": 121, "T4": 65, "V100": 125}
 
 
 def peak_flops(device: str | torch.device) -> float | None:
@@ -69,9 +95,9 @@ def peak_flops(device: str | torch.device) -> float | None:
     if device.type != "cuda":
         return None
     name = torch.cuda.get_device_name(device)
-    for key, tflops in PEAK_TFLOPS.items():  # "H100 PCIe" is checked before "H100"
-        if key in name:
-            return tflops * 1e12
+    for key in sorted(PEAK_TFLOPS, key=len, reverse=True):  # "H100 PCIe" before "H100"
+        if re.search(rf"\b{re.escape(key)}\b", name):  # whole words: "L4" is not the "L40S"
+            return PEAK_TFLOPS[key] * 1e12
     return None
 
 
@@ -100,6 +126,10 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Adam
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, cfg.beta2), fused=fused)
 
 
+#: How often the loop reads its losses back from the device (reading makes the CPU wait for the GPU).
+LOSS_READ_EVERY = 50
+
+
 class Trainer:
     """Trains a :class:`GPT` on the corpus; ``train()`` runs to ``max_steps`` and returns the history."""
 
@@ -111,6 +141,8 @@ class Trainer:
         self.model = model
         self.device = model_device(model)
         self.optimizer = make_optimizer(model, cfg)
+        self.dtype = autocast_dtype(self.device, cfg.precision)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
         self.generator = torch.Generator().manual_seed(cfg.seed)  # the same on every process
         self.step, self.history = 0, {"step": [], "train": [], "lr": [], "eval_step": [], "val": []}
         if resume:
@@ -129,20 +161,30 @@ class Trainer:
         x, y = data.get_batch("train", self.cfg.batch_size, self.model.config.block_size,
                               tokenizer=self.cfg.tokenizer, generator=self.generator)  # fmt: skip
         part = slice(self.rank * len(x) // self.world, (self.rank + 1) * len(x) // self.world)
-        return x[part].to(self.device), y[part].to(self.device)
+        x, y = x[part], y[part]
+        if self.device.type == "cuda":  # page-locked memory: the copy overlaps the GPU's work
+            x, y = x.pin_memory(), y.pin_memory()
+        return x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
-    def train_step(self) -> float:
+    def autocast(self) -> torch.autocast:
+        """Mixed precision for the forward pass (a no-op in float32)."""
+        return torch.autocast(self.device.type, dtype=self.dtype or torch.bfloat16, enabled=self.dtype is not None)
+
+    def train_step(self) -> torch.Tensor:
+        """One optimiser step on the next batch; returns the loss, still on the device."""
         x, y = self.batch()
         for group in self.optimizer.param_groups:
             group["lr"] = lr_at(self.step, self.cfg)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
+        with self.autocast():
             _, loss = self.replica(x, y)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        self.scaler.scale(loss).backward()  # float16: scaled up so small gradients survive
         if self.cfg.grad_clip:
+            self.scaler.unscale_(self.optimizer)  # clip the true gradients
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
-        self.optimizer.step()
-        return loss.item()
+        self.scaler.step(self.optimizer)  # float16: skipped if a gradient overflowed
+        self.scaler.update()
+        return loss.detach()
 
     @torch.no_grad()
     def evaluate(self) -> float:
@@ -152,10 +194,10 @@ class Trainer:
         losses = []
         for _ in range(self.cfg.eval_batches):
             x, y = data.get_batch("val", 16, self.model.config.block_size, tokenizer=self.cfg.tokenizer, generator=g)
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
-                losses.append(self.model(x.to(self.device), y.to(self.device))[1].item())
+            with self.autocast():
+                losses.append(self.model(x.to(self.device), y.to(self.device))[1])
         self.model.train()
-        return sum(losses) / len(losses)
+        return torch.stack(losses).mean().item()
 
     def train(self, steps: int | None = None, progress: bool = True, on_eval=None) -> dict:
         """Train to ``max_steps`` (or ``steps`` more); evaluate and checkpoint every ``eval_interval``.
@@ -167,15 +209,20 @@ class Trainer:
         end = self.cfg.max_steps if steps is None else min(self.cfg.max_steps, self.step + steps)
         self.model.train()
         bar = tqdm(total=end - self.step, disable=not progress or self.rank != 0, desc="training")
+        losses = []  # on the device, not yet read
         while self.step < end:
-            loss = self.train_step()
+            losses.append(self.train_step())
             self.history["step"].append(self.step)
-            self.history["train"].append(loss)
             self.history["lr"].append(lr_at(self.step, self.cfg))
             self.step += 1
             bar.update(1)
-            bar.set_postfix(loss=f"{loss:.3f}")
-            if self.step % self.cfg.eval_interval == 0 or self.step == self.cfg.max_steps:
+            evaluating = self.step % self.cfg.eval_interval == 0 or self.step == self.cfg.max_steps
+            if evaluating or self.step == end or len(losses) == LOSS_READ_EVERY:
+                # one wait for the device every few steps, not one a step
+                self.history["train"] += torch.stack(losses).tolist()
+                losses = []
+                bar.set_postfix(loss=f"{self.history['train'][-1]:.3f}")
+            if evaluating:
                 self.history["eval_step"].append(self.step)
                 self.history["val"].append(self.evaluate())
                 self.save_checkpoint()
@@ -194,6 +241,8 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "generator": self.generator.get_state(),
             "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else torch.empty(0),
+            "scaler": self.scaler.state_dict(),
             "history": json.dumps(self.history),
             "train_config": json.dumps(dataclasses.asdict(self.cfg)),
         }
@@ -213,6 +262,10 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
+        if self.device.type == "cuda" and state.get("cuda_rng", torch.empty(0)).numel():
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
         self.step, self.history = state["step"], json.loads(state["history"])
 
 

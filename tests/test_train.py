@@ -12,15 +12,15 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from gptbook.model import GPT, GPTConfig
-from gptbook.train import TrainConfig, Trainer, lr_at, main
+from gptbook.train import TrainConfig, Trainer, autocast_dtype, lr_at, main
 
 TINY = dict(vocab_size=84, block_size=32, n_layer=2, n_head=2, n_embd=32, dropout=0.1)
 
 
-def _trainer(tmp_path=None, resume=False, **overrides) -> Trainer:
+def _trainer(tmp_path=None, resume=False, dropout=0.1, **overrides) -> Trainer:
     torch.manual_seed(0)
     cfg = TrainConfig(**{"max_steps": 12, "batch_size": 8, "warmup_steps": 3, "eval_interval": 6, "eval_batches": 2, **overrides})
-    return Trainer(GPT(GPTConfig(**TINY)), cfg, tmp_path, resume=resume)
+    return Trainer(GPT(GPTConfig(**{**TINY, "dropout": dropout})), cfg, tmp_path, resume=resume)
 
 
 def test_warmup_then_cosine():
@@ -58,6 +58,47 @@ def test_bad_train_configs():
         TrainConfig(max_steps=10, warmup_steps=20)
     with pytest.raises(ValueError, match="≥ 1"):
         TrainConfig(batch_size=0)
+    with pytest.raises(ValueError, match="choose one of auto, float32, bfloat16, float16"):
+        TrainConfig(precision="fp8")
+
+
+def test_precision_follows_the_device(monkeypatch):
+    assert autocast_dtype("cpu") is None and autocast_dtype("cpu", "bfloat16") is torch.bfloat16
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    assert autocast_dtype("cuda") is torch.bfloat16  # Ampere and newer
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
+    assert autocast_dtype("cuda") is torch.float16  # a T4: bf16 only emulated, so float16
+    assert autocast_dtype("cuda", "float32") is None
+
+
+def test_mixed_precision_paths_train():
+    # The GPU's precisions, run on the CPU: bfloat16 autocast, and float16 with loss scaling.
+    fp32 = _trainer().train(progress=False)["train"]
+    bf16 = _trainer(precision="bfloat16").train(progress=False)["train"]
+    trainer = _trainer(precision="float16")
+    assert trainer.dtype is torch.float16 and trainer.scaler.is_enabled()
+    fp16 = trainer.train(progress=False)["train"]
+    for losses in (bf16, fp16):
+        assert losses != fp32  # the products really ran in 16 bits
+        assert losses[0] == pytest.approx(fp32[0], abs=0.05) and losses[-1] < losses[0] - 0.1
+
+
+def test_float16_resume_restores_the_loss_scale(tmp_path):
+    straight = _trainer(tmp_path / "a", precision="float16")
+    straight_history = straight.train(progress=False)
+    first = _trainer(tmp_path / "b", precision="float16")
+    first.train(steps=6, progress=False)
+    resumed = _trainer(tmp_path / "b", resume=True, precision="float16")
+    assert resumed.scaler.get_scale() == first.scaler.get_scale()
+    assert resumed.train(progress=False)["train"] == straight_history["train"]
+
+
+def test_compiled_training_matches_eager():
+    # (no dropout: compiled kernels draw their dropout masks from another random stream)
+    eager = _trainer(dropout=0.0, max_steps=4, eval_interval=4).train(progress=False)
+    compiled = _trainer(dropout=0.0, max_steps=4, eval_interval=4, compile=True).train(progress=False)
+    assert compiled["train"] == pytest.approx(eager["train"], abs=1e-4)
+    assert compiled["val"] == pytest.approx(eager["val"], abs=1e-4)
 
 
 def test_cli_trains_and_writes_a_checkpoint(tmp_path, capsys):
@@ -116,8 +157,12 @@ def test_mfu_needs_a_known_peak(monkeypatch):
     assert train.peak_flops("cuda") == 756e12
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H100 80GB HBM3")
     assert train.mfu(model, 1e6, "cuda") == pytest.approx(model.flops_per_token() * 1e6 / 989e12)
-    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Some Future GPU")
-    assert train.peak_flops("cuda") is None
+    for name, tflops in [("NVIDIA H100 NVL", 835), ("NVIDIA L4", 121), ("NVIDIA A100-SXM4-80GB", 312), ("Tesla T4", 65)]:
+        monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None, name=name: name)
+        assert train.peak_flops("cuda") == tflops * 1e12, name
+    for name in ["Some Future GPU", "NVIDIA L40S"]:  # an L40S is not an L4: no guess
+        monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None, name=name: name)
+        assert train.peak_flops("cuda") is None, name
 
 
 def test_pretrained_trains_once_then_loads(tmp_path, monkeypatch):
