@@ -18,11 +18,14 @@ and the command line (``python -m gptbook.train --preset book-small --out runs/s
 - Data parallel: under ``torchrun --nproc_per_node=N`` each process trains a replica
   (DistributedDataParallel). Every process draws the same global batch and keeps its
   slice, so N processes compute the same update as one process with the whole batch.
+- Gradient accumulation: ``micro_batch_size`` splits a process's slice into micro-batches
+  whose gradients add up before the step, for global batches larger than memory.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -44,6 +47,7 @@ from .model import GPT, GPTConfig
 class TrainConfig:
     max_steps: int = 1000
     batch_size: int = 32  # sequences per optimiser step, across all processes
+    micro_batch_size: int | None = None  # sequences per forward pass (None: a process's whole slice)
     lr: float = 1e-3
     min_lr_ratio: float = 0.1
     warmup_steps: int = 100
@@ -62,6 +66,8 @@ class TrainConfig:
             raise ValueError("max_steps and batch_size must be ≥ 1")
         if not 0 <= self.warmup_steps <= self.max_steps:
             raise ValueError(f"warmup_steps must be between 0 and max_steps={self.max_steps}")
+        if self.micro_batch_size is not None and not (1 <= self.micro_batch_size <= self.batch_size):
+            raise ValueError(f"micro_batch_size must be between 1 and batch_size={self.batch_size} (or None)")
         if self.precision not in ("auto", *PRECISIONS):
             raise ValueError(f"precision={self.precision!r}: choose one of auto, {', '.join(PRECISIONS)}")
 
@@ -138,6 +144,9 @@ class Trainer:
         self.rank, self.world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
         if cfg.batch_size % self.world:
             raise ValueError(f"batch_size={cfg.batch_size} must be divisible by the {self.world} processes")
+        self.micro = cfg.micro_batch_size or cfg.batch_size // self.world
+        if (cfg.batch_size // self.world) % self.micro:
+            raise ValueError(f"micro_batch_size={self.micro} must divide each process's {cfg.batch_size // self.world} sequences")
         self.model = model
         self.device = model_device(model)
         self.optimizer = make_optimizer(model, cfg)
@@ -147,10 +156,10 @@ class Trainer:
         self.step, self.history = 0, {"step": [], "train": [], "lr": [], "eval_step": [], "val": []}
         if resume:
             self.load_checkpoint()
-        self.replica = model
+        self.replica = self.ddp = model
         if self.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.replica = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+            self.replica = self.ddp = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
         if cfg.compile:
             self.replica = torch.compile(self.replica)
         if self.device.type == "cuda":
@@ -172,19 +181,27 @@ class Trainer:
 
     def train_step(self) -> torch.Tensor:
         """One optimiser step on the next batch; returns the loss, still on the device."""
-        x, y = self.batch()
+        x, y = self.batch()  # (B / world, T)
         for group in self.optimizer.param_groups:
             group["lr"] = lr_at(self.step, self.cfg)
-        with self.autocast():
-            _, loss = self.replica(x, y)
         self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()  # float16: scaled up so small gradients survive
+        micro_batches = list(zip(x.split(self.micro), y.split(self.micro)))
+        total = torch.zeros((), device=self.device)
+        for i, (xb, yb) in enumerate(micro_batches):
+            last = i == len(micro_batches) - 1
+            # DDP averages gradients across processes once, after the last micro-batch
+            with contextlib.nullcontext() if last or self.world == 1 else self.ddp.no_sync():
+                with self.autocast():
+                    _, loss = self.replica(xb, yb)
+                loss = loss / len(micro_batches)  # gradients add up to the whole slice's mean
+                self.scaler.scale(loss).backward()  # float16: scaled up so small gradients survive
+            total += loss.detach()
         if self.cfg.grad_clip:
             self.scaler.unscale_(self.optimizer)  # clip the true gradients
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
         self.scaler.step(self.optimizer)  # float16: skipped if a gradient overflowed
         self.scaler.update()
-        return loss.detach()
+        return total
 
     @torch.no_grad()
     def evaluate(self) -> float:
@@ -283,7 +300,7 @@ PRETRAINED = {
                                  tokenizer="gpt2")),
         "full": dict(model=dict(preset="book-medium", vocab_size=50_257, pad_vocab_to=64, dropout=0.2),
                      train=dict(max_steps=5000, batch_size=64, lr=6e-4, warmup_steps=200, eval_interval=500,
-                                tokenizer="gpt2")),
+                                tokenizer="gpt2", micro_batch_size=16)),  # 4 micro-batches: fits a 16 GB T4
     },
 }  # fmt: skip
 
@@ -341,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="folder for the model and the trainer checkpoint")
     parser.add_argument("--resume", action="store_true", help="continue the run saved in --out")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: the best available)")
-    types = {"int": int, "float": float, "str": str}
+    types = {"int": int, "int | None": int, "float": float, "str": str}
     for field in dataclasses.fields(TrainConfig):
         if field.type in types:
             parser.add_argument(f"--{field.name.replace('_', '-')}", type=types[field.type], default=field.default)

@@ -60,6 +60,18 @@ def test_bad_train_configs():
         TrainConfig(batch_size=0)
     with pytest.raises(ValueError, match="choose one of auto, float32, bfloat16, float16"):
         TrainConfig(precision="fp8")
+    with pytest.raises(ValueError, match="micro_batch_size must be between 1 and batch_size=8"):
+        TrainConfig(batch_size=8, micro_batch_size=16)
+    with pytest.raises(ValueError, match="must divide each process's 8 sequences"):
+        _trainer(micro_batch_size=3)
+
+
+def test_accumulated_micro_batches_equal_one_batch():
+    whole, accumulated = _trainer(dropout=0.0), _trainer(dropout=0.0, micro_batch_size=2)
+    losses = [whole.train(progress=False)["train"], accumulated.train(progress=False)["train"]]
+    assert losses[1] == pytest.approx(losses[0], abs=1e-5)
+    for p, q in zip(whole.model.parameters(), accumulated.model.parameters()):
+        assert torch.allclose(p, q, atol=1e-5)
 
 
 def test_precision_follows_the_device(monkeypatch):
@@ -107,7 +119,7 @@ def test_cli_trains_and_writes_a_checkpoint(tmp_path, capsys):
     assert main(args) == 0
     assert "step 4: train" in capsys.readouterr().out
     assert GPT.load(tmp_path / "run").config == GPTConfig.preset("book-tiny")
-    assert main([*args[:-2], "--max-steps", "6", "--device", "cpu", "--resume"]) == 0
+    assert main([*args[:-2], "--max-steps", "6", "--device", "cpu", "--resume", "--micro-batch-size", "2"]) == 0
 
 
 def _free_port() -> int:
@@ -116,22 +128,23 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
+def _ddp_worker(rank: int, world: int, port: int, out: str, micro_batch_size: int | None) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=world)
     torch.manual_seed(0)
     model = GPT(GPTConfig(**{**TINY, "dropout": 0.0}))
-    cfg = TrainConfig(max_steps=5, batch_size=8, warmup_steps=1, eval_interval=100)
+    cfg = TrainConfig(max_steps=5, batch_size=8, warmup_steps=1, eval_interval=100, micro_batch_size=micro_batch_size)
     Trainer(model, cfg).train(progress=False)
     if rank == 0:
         torch.save(model.state_dict(), out)
     dist.destroy_process_group()
 
 
-def test_ddp_two_processes_match_one(tmp_path):
+@pytest.mark.parametrize("micro_batch_size", [None, 2])  # 2: each process accumulates two micro-batches
+def test_ddp_two_processes_match_one(tmp_path, micro_batch_size):
     out = str(tmp_path / "ddp.pt")
-    mp.spawn(_ddp_worker, args=(2, _free_port(), out), nprocs=2, join=True)
+    mp.spawn(_ddp_worker, args=(2, _free_port(), out, micro_batch_size), nprocs=2, join=True)
     torch.manual_seed(0)
     single = GPT(GPTConfig(**{**TINY, "dropout": 0.0}))
     Trainer(single, TrainConfig(max_steps=5, batch_size=8, warmup_steps=1, eval_interval=100)).train(progress=False)
