@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 import os
 import socket
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -209,3 +211,14 @@ def test_every_pretrained_spec_is_valid():
         for scale in scales:
             model_cfg, cfg = train.pretrained_spec(name, scale)
             assert cfg.tokenizer in ("char", "gpt2") and model_cfg.vocab_size == (84 if cfg.tokenizer == "char" else 50_257)
+
+
+def test_torchrun_runs_the_cli_on_two_processes(tmp_path):
+    # The chapter's command, on the CPU: torchrun starts two processes, which meet over gloo.
+    args = ["--preset", "book-tiny", "--out", str(tmp_path / "run"), "--max-steps", "4", "--warmup-steps", "1",
+            "--eval-interval", "2", "--eval-batches", "1", "--batch-size", "4", "--device", "cpu"]  # fmt: skip
+    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port", str(_free_port()),
+                          "-m", "gptbook.train", *args], capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.count("step 4: train") == 1  # printed by rank 0 only
+    assert GPT.load(tmp_path / "run").config == GPTConfig.preset("book-tiny")
