@@ -22,8 +22,9 @@ from datetime import date
 
 import torch
 
+from gptbook.measure import mfu
 from gptbook.model import GPT, GPTConfig
-from gptbook.train import autocast_dtype, mfu
+from gptbook.train import autocast_dtype
 
 
 def hf_model(cfg: GPTConfig):

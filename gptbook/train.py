@@ -27,11 +27,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import hashlib
 import json
 import math
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,29 +86,6 @@ def autocast_dtype(device: str | torch.device, precision: str = "auto") -> torch
     if torch.device(device).type != "cuda":
         return None
     return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
-
-
-#: Dense bf16 tensor-core peaks in TFLOP/s (fp16 for the T4 and V100, which have no bf16), from NVIDIA's
-#: datasheets, without sparsity. Looked up by name, never assumed: unknown devices get no MFU.
-PEAK_TFLOPS = {"H100 PCIe": 756, "H100 NVL": 835, "H100": 989, "H200": 989, "A100": 312, "L4": 121, "T4": 65, "V100": 125}
-
-
-def peak_flops(device: str | torch.device) -> float | None:
-    """The peak FLOP/s of a CUDA device, from :data:`PEAK_TFLOPS` by its name; None if unknown."""
-    device = torch.device(device)
-    if device.type != "cuda":
-        return None
-    name = torch.cuda.get_device_name(device)
-    for key in sorted(PEAK_TFLOPS, key=len, reverse=True):  # "H100 PCIe" before "H100"
-        if re.search(rf"\b{re.escape(key)}\b", name):  # whole words: "L4" is not the "L40S"
-            return PEAK_TFLOPS[key] * 1e12
-    return None
-
-
-def mfu(model: GPT, tokens_per_second: float, device: str | torch.device) -> float | None:
-    """Model FLOPs utilisation: achieved training FLOP/s over the device's peak (None if unknown)."""
-    peak = peak_flops(device)
-    return None if peak is None else model.flops_per_token() * tokens_per_second / peak
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -284,72 +259,6 @@ class Trainer:
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         self.step, self.history = state["step"], json.loads(state["history"])
-
-
-#: The models later chapters reuse: per scale, a model (a preset and overrides) and a training run.
-PRETRAINED = {
-    "char": {
-        "quick": dict(model=dict(preset="book-tiny", dropout=0.0),
-                      train=dict(max_steps=1500, batch_size=32, lr=3e-3, warmup_steps=100, eval_interval=250)),
-        "full": dict(model=dict(preset="book-medium", dropout=0.2),
-                     train=dict(max_steps=5000, batch_size=64, lr=1e-3, warmup_steps=200, eval_interval=500)),
-    },
-    "bpe": {  # GPT-2's tokenizer: the vocabulary is padded to a multiple of 64 for the GPU
-        "quick": dict(model=dict(preset="book-tiny", vocab_size=50_257, pad_vocab_to=64, dropout=0.0),
-                      train=dict(max_steps=200, batch_size=16, lr=3e-3, warmup_steps=20, eval_interval=100,
-                                 tokenizer="gpt2")),
-        "full": dict(model=dict(preset="book-medium", vocab_size=50_257, pad_vocab_to=64, dropout=0.2),
-                     train=dict(max_steps=5000, batch_size=64, lr=6e-4, warmup_steps=200, eval_interval=500,
-                                tokenizer="gpt2", micro_batch_size=16)),  # 4 micro-batches: fits a 16 GB T4
-    },
-}  # fmt: skip
-
-
-def pretrained_spec(name: str = "char", scale: str | None = None) -> tuple[GPTConfig, TrainConfig]:
-    """The model and training configurations of a pretrained model at a scale (default: this machine's)."""
-    from . import book
-
-    if name not in PRETRAINED:
-        raise ValueError(f"no pretrained model {name!r}; available: {', '.join(PRETRAINED)}")
-    spec = PRETRAINED[name][scale or book.scale()]
-    model = dict(spec["model"])
-    return GPTConfig.preset(model.pop("preset"), **model), TrainConfig(**spec["train"])
-
-
-def models_dir() -> Path:
-    """Where :func:`pretrained` keeps its models: ``models/`` in the data cache."""
-    from .assets import cache_dir
-
-    return cache_dir() / "models"
-
-
-def pretrained_path(name: str = "char", scale: str | None = None) -> Path:
-    """The cache folder of a pretrained model, keyed by everything that shapes it."""
-    from . import book
-
-    model_cfg, cfg = pretrained_spec(name, scale)
-    key = json.dumps([dataclasses.asdict(model_cfg), dataclasses.asdict(cfg), data._fingerprint(cfg.tokenizer)], sort_keys=True)
-    return models_dir() / f"{name}-{scale or book.scale()}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
-
-
-def pretrained(name: str = "char", scale: str | None = None, device: str | None = None) -> GPT:
-    """A model trained once per machine and cached, then reused (chapter 5 trains it in view).
-
-    Safe when several notebooks ask at once: the first trains under a lock, the others wait
-    and load its result.
-    """
-    from . import book
-    from .assets import locked
-
-    model_cfg, cfg = pretrained_spec(name, scale)
-    folder = pretrained_path(name, scale)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    device = device or book.device()
-    with locked(folder):
-        if not (folder / "model.safetensors").exists():
-            torch.manual_seed(cfg.seed)
-            Trainer(GPT(model_cfg).to(device), cfg, folder).train()
-    return GPT.load(folder, device=device).eval()
 
 
 def main(argv: list[str] | None = None) -> int:

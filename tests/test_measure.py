@@ -1,4 +1,4 @@
-"""gptbook.measure: wall time and peak memory, measured in a fresh process."""
+"""gptbook.measure: wall time, peak memory measured in a fresh process, and MFU."""
 
 from __future__ import annotations
 
@@ -24,3 +24,20 @@ def test_peak_memory_sees_an_allocation_even_from_a_large_parent():
     del ballast
     with pytest.raises(RuntimeError, match="ZeroDivisionError"):
         measure.peak_memory_mb(setup, "1 / 0")
+
+
+def test_mfu_needs_a_known_peak(monkeypatch):
+    from gptbook.model import GPT, GPTConfig
+
+    model = GPT(GPTConfig(vocab_size=84, block_size=32, n_layer=2, n_head=2, n_embd=32))
+    assert measure.peak_flops("cpu") is None and measure.mfu(model, 1e4, "cpu") is None
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H100 PCIe")
+    assert measure.peak_flops("cuda") == 756e12
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H100 80GB HBM3")
+    assert measure.mfu(model, 1e6, "cuda") == pytest.approx(model.flops_per_token() * 1e6 / 989e12)
+    for name, tflops in [("NVIDIA H100 NVL", 835), ("NVIDIA L4", 121), ("NVIDIA A100-SXM4-80GB", 312), ("Tesla T4", 65)]:
+        monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None, name=name: name)
+        assert measure.peak_flops("cuda") == tflops * 1e12, name
+    for name in ["Some Future GPU", "NVIDIA L40S"]:  # an L40S is not an L4: no guess
+        monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None, name=name: name)
+        assert measure.peak_flops("cuda") is None, name

@@ -163,54 +163,12 @@ def test_each_process_takes_its_slice_of_the_global_batch():
     assert x.shape == (4, 32) and torch.equal(x, full[0][4:]) and torch.equal(y, full[1][4:])
 
 
-def test_mfu_needs_a_known_peak(monkeypatch):
-    from gptbook import train
-
-    model = GPT(GPTConfig(**TINY))
-    assert train.peak_flops("cpu") is None and train.mfu(model, 1e4, "cpu") is None
-    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H100 PCIe")
-    assert train.peak_flops("cuda") == 756e12
-    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H100 80GB HBM3")
-    assert train.mfu(model, 1e6, "cuda") == pytest.approx(model.flops_per_token() * 1e6 / 989e12)
-    for name, tflops in [("NVIDIA H100 NVL", 835), ("NVIDIA L4", 121), ("NVIDIA A100-SXM4-80GB", 312), ("Tesla T4", 65)]:
-        monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None, name=name: name)
-        assert train.peak_flops("cuda") == tflops * 1e12, name
-    for name in ["Some Future GPU", "NVIDIA L40S"]:  # an L40S is not an L4: no guess
-        monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None, name=name: name)
-        assert train.peak_flops("cuda") is None, name
-
-
-def test_pretrained_trains_once_then_loads(tmp_path, monkeypatch):
-    from gptbook import train
-
-    monkeypatch.setattr(train, "models_dir", lambda: tmp_path)
-    spec = {"quick": dict(model=dict(preset="book-tiny"), train=dict(max_steps=3, batch_size=4, warmup_steps=1))}
-    monkeypatch.setitem(train.PRETRAINED, "test-tiny", spec)
-    calls = []
-    real_train = train.Trainer.train
-    monkeypatch.setattr(train.Trainer, "train", lambda self, *a, **k: calls.append(1) or real_train(self, progress=False))
-    first = train.pretrained("test-tiny", "quick", "cpu")
-    second = train.pretrained("test-tiny", "quick", "cpu")
-    assert calls == [1] and torch.equal(first.wte.weight, second.wte.weight)
-    with pytest.raises(ValueError, match="no pretrained model"):
-        train.pretrained("nope")
-
-
 def test_training_on_gpt2_tokens():
     torch.manual_seed(0)
     model = GPT(GPTConfig(vocab_size=50_257, pad_vocab_to=64, block_size=16, n_layer=1, n_head=2, n_embd=16, dropout=0.0))
     trainer = Trainer(model, TrainConfig(max_steps=3, batch_size=4, warmup_steps=1, eval_interval=3, eval_batches=1, tokenizer="gpt2"))
     history = trainer.train(progress=False)
     assert history["train"][0] == pytest.approx(math.log(50_257), abs=0.5) and len(history["val"]) == 1
-
-
-def test_every_pretrained_spec_is_valid():
-    from gptbook import train
-
-    for name, scales in train.PRETRAINED.items():
-        for scale in scales:
-            model_cfg, cfg = train.pretrained_spec(name, scale)
-            assert cfg.tokenizer in ("char", "gpt2") and model_cfg.vocab_size == (84 if cfg.tokenizer == "char" else 50_257)
 
 
 def test_torchrun_runs_the_cli_on_two_processes(tmp_path):

@@ -1,0 +1,41 @@
+"""gptbook.pretrained: every spec builds, and a model trains once, then loads from the cache."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gptbook import pretrained
+from gptbook.train import Trainer
+
+
+def test_trains_once_then_loads(tmp_path, monkeypatch):
+    monkeypatch.setattr(pretrained, "models_dir", lambda: tmp_path)
+    spec = {"quick": dict(model=dict(preset="book-tiny"), train=dict(max_steps=3, batch_size=4, warmup_steps=1))}
+    monkeypatch.setitem(pretrained.SPECS, "test-tiny", spec)
+    calls = []
+    real_train = Trainer.train
+    monkeypatch.setattr(Trainer, "train", lambda self, *a, **k: calls.append(1) or real_train(self, progress=False))
+    first = pretrained.model("test-tiny", "quick", "cpu")
+    second = pretrained.model("test-tiny", "quick", "cpu")
+    assert calls == [1] and torch.equal(first.wte.weight, second.wte.weight) and not second.training
+    assert pretrained.path("test-tiny", "quick").parent == tmp_path
+
+
+def test_unknown_names_are_refused():
+    with pytest.raises(ValueError, match="no pretrained model 'nope'; available: char, bpe"):
+        pretrained.model("nope")
+
+
+def test_every_spec_is_valid():
+    for name, scales in pretrained.SPECS.items():
+        for scale in scales:
+            model_cfg, cfg = pretrained.spec(name, scale)
+            assert cfg.tokenizer in ("char", "gpt2") and model_cfg.vocab_size == (84 if cfg.tokenizer == "char" else 50_257)
+
+
+def test_the_cache_key_follows_the_config(monkeypatch):
+    before = pretrained.path("char", "quick")
+    changed = {**pretrained.SPECS["char"]["quick"], "train": {**pretrained.SPECS["char"]["quick"]["train"], "lr": 1e-4}}
+    monkeypatch.setitem(pretrained.SPECS, "char", {**pretrained.SPECS["char"], "quick": changed})
+    assert pretrained.path("char", "quick") != before  # a changed run trains anew, never loads a stale model
