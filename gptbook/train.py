@@ -163,13 +163,15 @@ class Trainer:
         micro_batches = list(zip(x.split(self.micro), y.split(self.micro)))
         total = torch.zeros((), device=self.device)
         for i, (xb, yb) in enumerate(micro_batches):
-            last = i == len(micro_batches) - 1
-            # DDP averages gradients across processes once, after the last micro-batch
-            with contextlib.nullcontext() if last or self.world == 1 else self.ddp.no_sync():
+            # DDP averages the gradients across processes once: after the last micro-batch
+            sync = i == len(micro_batches) - 1 or self.world == 1
+            with contextlib.nullcontext() if sync else self.ddp.no_sync():
                 with self.autocast():
                     _, loss = self.replica(xb, yb)
-                loss = loss / len(micro_batches)  # gradients add up to the whole slice's mean
-                self.scaler.scale(loss).backward()  # float16: scaled up so small gradients survive
+                # each micro-batch's share: the gradients add up to the slice's mean
+                loss = loss / len(micro_batches)
+                # float16: the loss is scaled up so that small gradients survive
+                self.scaler.scale(loss).backward()
             total += loss.detach()
         if self.cfg.grad_clip:
             self.scaler.unscale_(self.optimizer)  # clip the true gradients
