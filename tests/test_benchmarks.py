@@ -18,3 +18,13 @@ def test_train_step_benchmark_compares_equal_models():
     assert [name for name, _ in rows] == ["gptbook GPT", "HF GPT2LMHeadModel"], out
     assert rows[0][1] == rows[1][1], "the two models must have the same number of parameters"
     assert re.search(r"ratio \(HF time / gptbook time\): \d+\.\d\d", out) and "float32" in out
+
+
+def test_train_settings_benchmark_prints_a_row_per_setting():
+    args = ["--preset", "book-tiny", "--B", "2", "--steps", "1", "--warmup", "1", "--device", "cpu"]
+    out = subprocess.run([sys.executable, ROOT / "benchmarks" / "train_settings.py", *args],
+                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    rows = re.findall(r"^\| ([^|]+) \| [\d.]+ \| [\d,]+ \| ([\d.]+)× \|", out, re.M)
+    assert [name for name, _ in rows] == ["float32, eager", "bfloat16 autocast", "float32, torch.compile",
+                                          "bfloat16 autocast, torch.compile"], out  # fmt: skip
+    assert rows[0][1] == "1.00"  # the first row is the baseline
