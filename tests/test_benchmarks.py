@@ -28,3 +28,10 @@ def test_train_settings_benchmark_prints_a_row_per_setting():
     assert [name for name, _ in rows] == ["float32, eager", "bfloat16 autocast", "float32, torch.compile",
                                           "bfloat16 autocast, torch.compile"], out  # fmt: skip
     assert rows[0][1] == "1.00"  # the first row is the baseline
+
+
+def test_import_time_benchmark_times_every_statement():
+    out = subprocess.run([sys.executable, ROOT / "benchmarks" / "import_time.py", "--repeats", "1"],
+                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    rows = re.findall(r"^\| `([^`]+)` \| [\d.]+ \| [\d.]+ \|", out, re.M)
+    assert rows[:2] == ["(bare interpreter)", "import gptbook"] and "book.setup()" in rows, out
