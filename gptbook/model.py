@@ -167,22 +167,28 @@ class GPT(nn.Module):
         return n - self.wpe.table.weight.numel() if non_embedding else n
 
     def flops_per_token(self, T: int | None = None) -> int:
-        """Training FLOPs per token: 6 per non-embedding parameter (forward + backward) plus attention's
-        6·n_layer·T·n_embd for the score and weighted-sum products (Kaplan et al., 2020)."""
+        """Training FLOPs per token: 6 per parameter (forward + backward) plus attention's 6·n_layer·T·n_embd
+        for the score and weighted-sum products (Kaplan et al., 2020).
+
+        The position table is left out (a lookup, no product); the tied token matrix stays in, as the
+        output layer's product. nanoGPT and PaLM count attention as 12·n_layer·T·n_embd (the full square,
+        not the causal half), so their MFUs run slightly higher for the same speed.
+        """
         T = T or self.config.block_size
         c = self.config
         return 6 * self.num_params(non_embedding=True) + 6 * c.n_layer * T * c.n_embd
 
     # ------------------------------------------------------------------ files
-    def save(self, path: str | Path) -> None:
-        """Write ``path/model.safetensors`` and ``path/config.json``, each atomically."""
+    def save(self, path: str | Path, metadata: dict[str, str] | None = None) -> None:
+        """Write ``path/config.json``, then ``path/model.safetensors`` (with ``metadata``), each atomically:
+        once the weights are there, the folder is complete."""
         from safetensors.torch import save_file
 
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         state = {k: v.contiguous() for k, v in self.state_dict().items() if k != "lm_head.weight"}  # tied
-        _atomic(path / "model.safetensors", lambda tmp: save_file(state, str(tmp)))
         _atomic(path / "config.json", lambda tmp: tmp.write_text(json.dumps(dataclasses.asdict(self.config), indent=2)))
+        _atomic(path / "model.safetensors", lambda tmp: save_file(state, str(tmp), metadata=metadata))
 
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "cpu") -> GPT:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import torch
@@ -75,6 +76,16 @@ def model(name: str = "char", scale: str | None = None, device: str | None = Non
     device = device or book.device()
     with locked(folder):
         if not (folder / "model.safetensors").exists():
-            torch.manual_seed(cfg.seed)
-            Trainer(GPT(model_cfg).to(device), cfg, folder).train()
+            _train(model_cfg, cfg, folder, device)
     return GPT.load(folder, device=device).eval()
+
+
+def _train(model_cfg: GPTConfig, cfg: TrainConfig, folder: Path, device: str) -> None:
+    """Train in a side folder, which becomes ``folder`` only when the run is complete: an interrupted
+    run is never taken for a pretrained model, and the next call resumes it."""
+    run = folder.with_name(folder.name + ".run")
+    torch.manual_seed(cfg.seed)
+    trainer = Trainer(GPT(model_cfg).to(device), cfg, run, resume=(run / "trainer.pt").exists())
+    trainer.train()
+    trainer.model.save(folder)
+    shutil.rmtree(run)

@@ -5,16 +5,18 @@ and the command line (``python -m gptbook.train --preset book-small --out runs/s
 
 - Optimiser: AdamW, weight decay on matrices only (not on biases, LayerNorm gains or
   the position table), fused on CUDA.
-- Schedule: linear warmup, then cosine decay to ``min_lr_ratio × lr`` (GPT-1's shape).
+- Schedule: linear warmup, then cosine decay to ``min_lr_ratio × lr`` (GPT-1's shape, which
+  decayed to 0; the floor is GPT-3's).
 - Mixed precision (``precision="auto"``): bfloat16 autocast on GPUs that have it (Ampere and
   newer), float16 autocast with loss scaling on older ones (T4, V100), TF32 for the float32
   products that remain; float32 on the CPU.
 - The loop never waits for the GPU to report a loss: losses are read in batches, at
   evaluations and every ``LOSS_READ_EVERY`` steps.
-- Checkpoints: ``model.safetensors`` + ``config.json`` (:meth:`GPT.save`), and
-  ``trainer.pt`` (optimiser state, step, random-number states, loss history), all
-  written atomically. ``resume=True`` continues the same run: on the CPU the losses
-  after resuming equal an uninterrupted run's.
+- Checkpoints, at every evaluation: ``model.safetensors`` + ``config.json`` (:meth:`GPT.save`)
+  and ``trainer.pt`` (optimiser state, step, random-number states, loss history), each
+  written atomically and stamped with the step, so that resuming refuses a torn pair.
+  ``resume=True`` continues from the last checkpoint: on the CPU the losses after resuming
+  equal an uninterrupted run's.
 - Data parallel: under ``torchrun --nproc_per_node=N`` each process trains a replica
   (DistributedDataParallel). Every process draws the same global batch and keeps its
   slice, so N processes compute the same update as one process with the whole batch.
@@ -30,11 +32,13 @@ import dataclasses
 import json
 import math
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from safetensors import safe_open
 
 from . import data
 from .lm import model_device
@@ -64,6 +68,8 @@ class TrainConfig:
             raise ValueError("max_steps and batch_size must be ≥ 1")
         if not 0 <= self.warmup_steps <= self.max_steps:
             raise ValueError(f"warmup_steps must be between 0 and max_steps={self.max_steps}")
+        if self.eval_interval < 1 or self.eval_batches < 1:
+            raise ValueError("eval_interval and eval_batches must be ≥ 1 (evaluate rarely with a large eval_interval)")
         if self.micro_batch_size is not None and not (1 <= self.micro_batch_size <= self.batch_size):
             raise ValueError(f"micro_batch_size must be between 1 and batch_size={self.batch_size} (or None)")
         if self.precision not in ("auto", *PRECISIONS):
@@ -128,7 +134,10 @@ class Trainer:
         self.dtype = autocast_dtype(self.device, cfg.precision)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
         self.generator = torch.Generator().manual_seed(cfg.seed)  # the same on every process
+        if self.world > 1:
+            torch.manual_seed(cfg.seed + self.rank)  # but each process its own dropout masks
         self.step, self.history = 0, {"step": [], "train": [], "lr": [], "eval_step": [], "val": []}
+        self.seconds = 0.0  # wall time in training steps (not evaluations, checkpoints or on_eval)
         if resume:
             self.load_checkpoint()
         self.replica = self.ddp = model
@@ -137,7 +146,7 @@ class Trainer:
             self.replica = self.ddp = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
         if cfg.compile:
             self.replica = torch.compile(self.replica)
-        if self.device.type == "cuda":
+        if self.device.type == "cuda" and cfg.precision != "float32":  # float32 asked for: no TF32
             torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
 
     def batch(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -146,7 +155,7 @@ class Trainer:
                               tokenizer=self.cfg.tokenizer, generator=self.generator)  # fmt: skip
         part = slice(self.rank * len(x) // self.world, (self.rank + 1) * len(x) // self.world)
         x, y = x[part], y[part]
-        if self.device.type == "cuda":  # page-locked memory: the copy overlaps the GPU's work
+        if self.device.type == "cuda":  # from page-locked memory the copy is asynchronous: no CPU wait
             x, y = x.pin_memory(), y.pin_memory()
         return x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
@@ -204,6 +213,7 @@ class Trainer:
         self.model.train()
         bar = tqdm(total=end - self.step, disable=not progress or self.rank != 0, desc="training")
         losses = []  # on the device, not yet read
+        start = time.perf_counter()
         while self.step < end:
             losses.append(self.train_step())
             self.history["step"].append(self.step)
@@ -212,24 +222,33 @@ class Trainer:
             bar.update(1)
             evaluating = self.step % self.cfg.eval_interval == 0 or self.step == self.cfg.max_steps
             if evaluating or self.step == end or len(losses) == LOSS_READ_EVERY:
-                # one wait for the device every few steps, not one a step
-                self.history["train"] += torch.stack(losses).tolist()
+                self.history["train"] += self.read_losses(losses)
                 losses = []
                 bar.set_postfix(loss=f"{self.history['train'][-1]:.3f}")
             if evaluating:
+                self.seconds += time.perf_counter() - start  # the device has finished: read_losses waited
                 self.history["eval_step"].append(self.step)
                 self.history["val"].append(self.evaluate())
                 self.save_checkpoint()
                 if on_eval is not None and self.rank == 0:
                     on_eval(self)
+                start = time.perf_counter()
+        self.seconds += time.perf_counter() - start
         bar.close()
         return self.history
+
+    def read_losses(self, losses: list[torch.Tensor]) -> list[float]:
+        """The losses of the last steps, over the global batch: one wait for the device, not one a step."""
+        losses = torch.stack(losses)
+        if self.world > 1:  # each process saw its slice: average them (SUM, as gloo has no AVG)
+            dist.all_reduce(losses)
+            losses /= self.world
+        return losses.tolist()
 
     # ------------------------------------------------------------------ checkpoints
     def save_checkpoint(self) -> None:
         if self.out_dir is None or self.rank != 0:
             return
-        self.model.save(self.out_dir)
         state = {
             "step": self.step,
             "optimizer": self.optimizer.state_dict(),
@@ -240,6 +259,7 @@ class Trainer:
             "history": json.dumps(self.history),
             "train_config": json.dumps(dataclasses.asdict(self.cfg)),
         }
+        self.model.save(self.out_dir, metadata={"step": str(self.step)})
         tmp = self.out_dir / "trainer.pt.tmp"
         torch.save(state, tmp)
         os.replace(tmp, self.out_dir / "trainer.pt")
@@ -248,7 +268,15 @@ class Trainer:
         path = self.out_dir / "trainer.pt" if self.out_dir else None
         if path is None or not path.exists():
             raise FileNotFoundError(f"nothing to resume: {path} does not exist (train without resume first)")
-        state = torch.load(path, weights_only=True)  # tensors and plain types only: no pickled code
+        # tensors and plain types only, no pickled code; onto the CPU first, whichever GPU saved them
+        state = torch.load(path, weights_only=True, map_location="cpu")
+        with safe_open(self.out_dir / "model.safetensors", "pt") as f:
+            model_step = (f.metadata() or {}).get("step")
+        if model_step != str(state["step"]):
+            raise ValueError(
+                f"the checkpoint in {self.out_dir} is torn: the model is from step {model_step}, the trainer "
+                f"state from step {state['step']} (the run stopped while saving); start it again without resume, or delete the folder"
+            )
         saved = GPT.load(self.out_dir, device=self.device)
         if saved.config != self.model.config:
             raise ValueError(f"the checkpoint's model config differs from this model's:\n{saved.config}\n{self.model.config}")
@@ -276,11 +304,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compile", action="store_true")
     args = parser.parse_args(argv)
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    if distributed:
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if distributed and device.startswith("cuda"):
+    if distributed and device.startswith("cuda"):  # one GPU per process, NCCL between them
         device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
+        torch.cuda.set_device(device)
+        dist.init_process_group("nccl", device_id=torch.device(device))
+    elif distributed:
+        dist.init_process_group("gloo")
     cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
     torch.manual_seed(cfg.seed)
     model = GPT(GPTConfig.preset(args.preset)).to(device)

@@ -39,3 +39,24 @@ def test_the_cache_key_follows_the_config(monkeypatch):
     changed = {**pretrained.SPECS["char"]["quick"], "train": {**pretrained.SPECS["char"]["quick"]["train"], "lr": 1e-4}}
     monkeypatch.setitem(pretrained.SPECS, "char", {**pretrained.SPECS["char"], "quick": changed})
     assert pretrained.path("char", "quick") != before  # a changed run trains anew, never loads a stale model
+
+
+def test_an_interrupted_run_is_never_cached_and_resumes(tmp_path, monkeypatch):
+    monkeypatch.setattr(pretrained, "models_dir", lambda: tmp_path)
+    spec = {"quick": dict(model=dict(preset="book-tiny"), train=dict(max_steps=4, batch_size=4, warmup_steps=1, eval_interval=2))}
+    monkeypatch.setitem(pretrained.SPECS, "test-tiny", spec)
+    real_train, started_at = Trainer.train, []
+
+    def interrupted(self, *args, **kwargs):
+        real_train(self, steps=2, progress=False)  # checkpoints at step 2, then the user stops it
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "train", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        pretrained.model("test-tiny", "quick", "cpu")
+    folder = pretrained.path("test-tiny", "quick")
+    assert not (folder / "model.safetensors").exists()  # a half-trained model is not a pretrained one
+    monkeypatch.setattr(Trainer, "train", lambda self, *a, **k: started_at.append(self.step) or real_train(self, progress=False))
+    pretrained.model("test-tiny", "quick", "cpu")
+    assert started_at == [2] and (folder / "model.safetensors").exists()
+    assert not folder.with_name(folder.name + ".run").exists()

@@ -55,6 +55,23 @@ def test_resume_needs_a_checkpoint(tmp_path):
         _trainer(tmp_path / "empty", resume=True)
 
 
+def test_resume_refuses_a_torn_checkpoint(tmp_path):
+    trainer = _trainer(tmp_path)
+    trainer.train(steps=6, progress=False)
+    trainer.model.save(tmp_path, metadata={"step": "9"})  # as if the run died between the two files
+    with pytest.raises(ValueError, match="torn: the model is from step 9, the trainer state from step 6"):
+        _trainer(tmp_path, resume=True)
+
+
+def test_timing_leaves_out_evaluation():
+    import time
+
+    trainer = _trainer(max_steps=4, eval_interval=2)
+    start = time.perf_counter()
+    trainer.train(progress=False, on_eval=lambda t: time.sleep(0.5))  # two evaluations, 1 s of sampling
+    assert 0 < trainer.seconds < time.perf_counter() - start - 1.0
+
+
 def test_bad_train_configs():
     with pytest.raises(ValueError, match="warmup_steps"):
         TrainConfig(max_steps=10, warmup_steps=20)
@@ -62,6 +79,8 @@ def test_bad_train_configs():
         TrainConfig(batch_size=0)
     with pytest.raises(ValueError, match="choose one of auto, float32, bfloat16, float16"):
         TrainConfig(precision="fp8")
+    with pytest.raises(ValueError, match="eval_interval and eval_batches must be ≥ 1"):
+        TrainConfig(eval_interval=0)
     with pytest.raises(ValueError, match="micro_batch_size must be between 1 and batch_size=8"):
         TrainConfig(batch_size=8, micro_batch_size=16)
     with pytest.raises(ValueError, match="must divide each process's 8 sequences"):
@@ -137,9 +156,9 @@ def _ddp_worker(rank: int, world: int, port: int, out: str, micro_batch_size: in
     torch.manual_seed(0)
     model = GPT(GPTConfig(**{**TINY, "dropout": 0.0}))
     cfg = TrainConfig(max_steps=5, batch_size=8, warmup_steps=1, eval_interval=100, micro_batch_size=micro_batch_size)
-    Trainer(model, cfg).train(progress=False)
+    history = Trainer(model, cfg).train(progress=False)
     if rank == 0:
-        torch.save(model.state_dict(), out)
+        torch.save({"state": model.state_dict(), "losses": history["train"]}, out)
     dist.destroy_process_group()
 
 
@@ -149,10 +168,11 @@ def test_ddp_two_processes_match_one(tmp_path, micro_batch_size):
     mp.spawn(_ddp_worker, args=(2, _free_port(), out, micro_batch_size), nprocs=2, join=True)
     torch.manual_seed(0)
     single = GPT(GPTConfig(**{**TINY, "dropout": 0.0}))
-    Trainer(single, TrainConfig(max_steps=5, batch_size=8, warmup_steps=1, eval_interval=100)).train(progress=False)
-    ddp_state = torch.load(out, weights_only=True)
+    history = Trainer(single, TrainConfig(max_steps=5, batch_size=8, warmup_steps=1, eval_interval=100)).train(progress=False)
+    ddp = torch.load(out, weights_only=True)
     for name, p in single.state_dict().items():
-        assert torch.allclose(p, ddp_state[name], atol=1e-5), name
+        assert torch.allclose(p, ddp["state"][name], atol=1e-5), name
+    assert ddp["losses"] == pytest.approx(history["train"], abs=1e-5)  # logged: the global batch's loss
 
 
 def test_each_process_takes_its_slice_of_the_global_batch():
