@@ -24,7 +24,7 @@ import torch
 
 from gptbook.measure import mfu
 from gptbook.model import GPT, GPTConfig
-from gptbook.train import autocast_dtype
+from gptbook.train import autocast, autocast_dtype
 
 
 def hf_model(cfg: GPTConfig):
@@ -44,7 +44,7 @@ def step_fn(model, x, y, hf: bool):
     scaler = torch.amp.GradScaler(x.device.type, enabled=dtype == torch.float16)
 
     def step():
-        with torch.autocast(x.device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+        with autocast(x.device, dtype):
             loss = model(input_ids=x, labels=x).loss if hf else model(x, y)[1]
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()

@@ -94,6 +94,11 @@ def autocast_dtype(device: str | torch.device, precision: str = "auto") -> torch
     return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
 
 
+def autocast(device: str | torch.device, dtype: torch.dtype | None) -> torch.autocast:
+    """Mixed precision to ``dtype`` for a forward pass on ``device`` (a no-op for None: float32)."""
+    return torch.autocast(torch.device(device).type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
+
+
 def lr_at(step: int, cfg: TrainConfig) -> float:
     """Linear warmup from 0 to ``lr`` over ``warmup_steps``, then cosine decay to ``min_lr_ratio·lr``."""
     if step < cfg.warmup_steps:
@@ -161,7 +166,7 @@ class Trainer:
 
     def autocast(self) -> torch.autocast:
         """Mixed precision for the forward pass (a no-op in float32)."""
-        return torch.autocast(self.device.type, dtype=self.dtype or torch.bfloat16, enabled=self.dtype is not None)
+        return autocast(self.device, self.dtype)
 
     def train_step(self) -> torch.Tensor:
         """One optimiser step on the next batch; returns the loss, still on the device."""
