@@ -43,8 +43,10 @@ def main() -> None:
         wall_time(statement)  # warm the file cache
         medians[label] = statistics.median(wall_time(statement) for _ in range(args.repeats))
     bare = medians["(bare interpreter)"]
-    print(f"{date.today()} · Python {platform.python_version()} · {platform.machine()} · "
-          f"median of {args.repeats} fresh interpreters\n")
+    print(
+        f"{date.today()} · Python {platform.python_version()} · {platform.machine()} · "
+        f"median of {args.repeats} fresh interpreters\n"
+    )
     print("| statement | wall time (s) | × bare interpreter |")
     print("|---|---:|---:|")
     for label, seconds in medians.items():

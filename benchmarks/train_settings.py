@@ -59,23 +59,34 @@ def main() -> None:
     args = parser.parse_args()
     config = GPTConfig.preset(args.preset, dropout=0.0)
     tokens = args.B * config.block_size
-    where = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else (
-        f"{platform.processor() or platform.machine()} · {os.cpu_count()} CPUs · {torch.get_num_threads()} threads")
+    where = (
+        torch.cuda.get_device_name(args.device)
+        if args.device.startswith("cuda")
+        else (
+            f"{platform.processor() or platform.machine()} · {os.cpu_count()} CPUs · {torch.get_num_threads()} threads"
+        )
+    )
     print(f"{date.today()} · {where} · torch {torch.__version__}")
-    print(f"{args.preset}: {config.n_layer} layers, d={config.n_embd}, T={config.block_size}, B={args.B}, "
-          f"vocab {config.vocab_size}; median of {args.steps} steps after {args.warmup} warm-up steps\n")
+    print(
+        f"{args.preset}: {config.n_layer} layers, d={config.n_embd}, T={config.block_size}, B={args.B}, "
+        f"vocab {config.vocab_size}; median of {args.steps} steps after {args.warmup} warm-up steps\n"
+    )
     print("| setting | median step (ms) | tokens/s | speed-up | MFU |")
     print("|---|---:|---:|---:|---:|")
     baseline = None
     for name, overrides in variants(args.device).items():
         torch.manual_seed(0)
         model = GPT(config).to(args.device)
-        cfg = TrainConfig(max_steps=args.steps + args.warmup, batch_size=args.B, warmup_steps=1, **overrides)
+        cfg = TrainConfig(
+            max_steps=args.steps + args.warmup, batch_size=args.B, warmup_steps=1, **overrides
+        )
         seconds = time_steps(Trainer(model, cfg), args.steps, args.warmup)
         baseline = baseline or seconds
         util = mfu(model, tokens / seconds, args.device)
         shown = f"{util:.1%}" if util is not None else "n/a"
-        print(f"| {name} | {seconds * 1e3:.1f} | {tokens / seconds:,.0f} | {baseline / seconds:.2f}× | {shown} |")
+        print(
+            f"| {name} | {seconds * 1e3:.1f} | {tokens / seconds:,.0f} | {baseline / seconds:.2f}× | {shown} |"
+        )
 
 
 if __name__ == "__main__":

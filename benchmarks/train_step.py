@@ -31,9 +31,16 @@ def hf_model(cfg: GPTConfig):
     from transformers import GPT2Config, GPT2LMHeadModel
 
     hf_cfg = GPT2Config(
-        vocab_size=cfg.vocab_size, n_positions=cfg.block_size, n_embd=cfg.n_embd, n_layer=cfg.n_layer,
-        n_head=cfg.n_head, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, activation_function="gelu_new",
-    )  # fmt: skip
+        vocab_size=cfg.vocab_size,
+        n_positions=cfg.block_size,
+        n_embd=cfg.n_embd,
+        n_layer=cfg.n_layer,
+        n_head=cfg.n_head,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        activation_function="gelu_new",
+    )
     return GPT2LMHeadModel(hf_cfg)
 
 
@@ -58,17 +65,36 @@ def step_fn(model, x, y, hf: bool):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    for flag, default in [("steps", 20), ("layers", 4), ("d", 256), ("heads", 4), ("T", 256), ("B", 8), ("vocab", 50_257)]:
+    for flag, default in [
+        ("steps", 20),
+        ("layers", 4),
+        ("d", 256),
+        ("heads", 4),
+        ("T", 256),
+        ("B", 8),
+        ("vocab", 50_257),
+    ]:
         parser.add_argument(f"--{flag}", type=int, default=default)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
     torch.manual_seed(0)
     torch.backends.cuda.matmul.allow_tf32 = True
-    cfg = GPTConfig(vocab_size=args.vocab, block_size=args.T, n_layer=args.layers, n_head=args.heads,
-                    n_embd=args.d, dropout=0.0, norm="pre", scaled_residual_init=True)  # fmt: skip
+    cfg = GPTConfig(
+        vocab_size=args.vocab,
+        block_size=args.T,
+        n_layer=args.layers,
+        n_head=args.heads,
+        n_embd=args.d,
+        dropout=0.0,
+        norm="pre",
+        scaled_residual_init=True,
+    )
     ids = torch.randint(args.vocab, (args.B, args.T + 1))
     x, y = ids[:, :-1].to(args.device), ids[:, 1:].to(args.device)  # HF shifts its labels itself
-    models = {"gptbook GPT": GPT(cfg).to(args.device), "HF GPT2LMHeadModel": hf_model(cfg).to(args.device)}
+    models = {
+        "gptbook GPT": GPT(cfg).to(args.device),
+        "HF GPT2LMHeadModel": hf_model(cfg).to(args.device),
+    }
     n_params = {name: sum(p.numel() for p in m.parameters()) for name, m in models.items()}
     steps = {name: step_fn(m, x, y, hf=name.startswith("HF")) for name, m in models.items()}
     for fn in steps.values():  # warm up
@@ -81,21 +107,34 @@ def main() -> None:
             fn()
             times[name].append(time.perf_counter() - start)
     median = {name: statistics.median(t) for name, t in times.items()}
-    where = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else (
-        f"{platform.processor() or platform.machine()} · {os.cpu_count()} CPUs · {torch.get_num_threads()} threads")
+    where = (
+        torch.cuda.get_device_name(args.device)
+        if args.device.startswith("cuda")
+        else (
+            f"{platform.processor() or platform.machine()} · {os.cpu_count()} CPUs · {torch.get_num_threads()} threads"
+        )
+    )
     dtype = autocast_dtype(args.device)
     precision = "float32" if dtype is None else f"{str(dtype).removeprefix('torch.')} autocast"
     print(f"{date.today()} · {where} · torch {torch.__version__} · {precision}")
-    print(f"config: {args.layers} layers, d={args.d}, {args.heads} heads, T={args.T}, B={args.B}, "
-          f"vocab {args.vocab:,}; median of {args.steps} steps after 2 warm-up steps\n")
+    print(
+        f"config: {args.layers} layers, d={args.d}, {args.heads} heads, T={args.T}, B={args.B}, "
+        f"vocab {args.vocab:,}; median of {args.steps} steps after 2 warm-up steps\n"
+    )
     print("| model | parameters | median step (ms) | tokens/s | MFU |")
     print("|---|---:|---:|---:|---:|")
     for name in models:
         tokens_per_s = args.B * args.T / median[name]
-        util = mfu(models["gptbook GPT"], tokens_per_s, args.device)  # same FLOPs: same architecture
+        util = mfu(
+            models["gptbook GPT"], tokens_per_s, args.device
+        )  # same FLOPs: same architecture
         shown = f"{util:.1%}" if util is not None else "n/a (no known peak)"
-        print(f"| {name} | {n_params[name]:,} | {median[name] * 1e3:.1f} | {tokens_per_s:,.0f} | {shown} |")
-    print(f"\nratio (HF time / gptbook time): {median['HF GPT2LMHeadModel'] / median['gptbook GPT']:.2f}")
+        print(
+            f"| {name} | {n_params[name]:,} | {median[name] * 1e3:.1f} | {tokens_per_s:,.0f} | {shown} |"
+        )
+    print(
+        f"\nratio (HF time / gptbook time): {median['HF GPT2LMHeadModel'] / median['gptbook GPT']:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -60,7 +60,9 @@ def scaled_dot_product_attention(
     output (..., T_q, d_v), and the attention weights too if ``return_weights``.
     """
     if q.shape[-1] != k.shape[-1]:
-        raise ValueError(f"queries and keys need the same feature size, got {q.shape[-1]} and {k.shape[-1]}")
+        raise ValueError(
+            f"queries and keys need the same feature size, got {q.shape[-1]} and {k.shape[-1]}"
+        )
     if k.shape[-2] != v.shape[-2]:
         raise ValueError(f"every key needs a value: {k.shape[-2]} keys but {v.shape[-2]} values")
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (..., T_q, T_k)
@@ -84,15 +86,30 @@ class MultiHeadAttention(nn.Module):
     any other boolean (T, T) pattern. (Chapter 9 adds a KV cache for generation.)
     """
 
-    def __init__(self, d_model: int, n_heads: int, causal: bool = True, dropout: float = 0.0,
-                 bias: bool = True, backend: str = "torch"):  # fmt: skip
+    def __init__(
+        self,
+        d_model: int,
+        n_heads: int,
+        causal: bool = True,
+        dropout: float = 0.0,
+        bias: bool = True,
+        backend: str = "torch",
+    ):
         super().__init__()
         if d_model % n_heads:
-            raise ValueError(f"d_model={d_model} is not divisible by n_heads={n_heads}; "
-                             "choose n_heads that divides it (each head gets d_model / n_heads features)")  # fmt: skip
+            raise ValueError(
+                f"d_model={d_model} is not divisible by n_heads={n_heads}; "
+                "choose n_heads that divides it (each head gets d_model / n_heads features)"
+            )
         if backend not in BACKENDS:
             raise ValueError(f"backend={backend!r}: use one of {', '.join(BACKENDS)}")
-        self.d_model, self.n_heads, self.causal, self.dropout, self.backend = d_model, n_heads, causal, dropout, backend
+        self.d_model, self.n_heads, self.causal, self.dropout, self.backend = (
+            d_model,
+            n_heads,
+            causal,
+            dropout,
+            backend,
+        )
         self.qkv = nn.Linear(d_model, 3 * d_model, bias=bias)
         self.proj = nn.Linear(d_model, d_model, bias=bias)
 
@@ -107,20 +124,30 @@ class MultiHeadAttention(nn.Module):
         B, H, T, D = x.shape
         return x.transpose(1, 2).reshape(B, T, H * D)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, return_weights: bool = False):
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor | None = None, return_weights: bool = False
+    ):
         """Self-attention over x (B, T, C): (B, T, C), and the weights (B, H, T, T) if asked."""
         if x.ndim != 3 or x.shape[-1] != self.d_model:
             raise ValueError(f"expected input (B, T, {self.d_model}), got {tuple(x.shape)}")
         T = x.shape[1]
-        q, k, v = (self.split_heads(t) for t in self.qkv(x).split(self.d_model, dim=-1))  # (B, H, T, D)
+        q, k, v = (
+            self.split_heads(t) for t in self.qkv(x).split(self.d_model, dim=-1)
+        )  # (B, H, T, D)
         p = self.dropout if self.training else 0.0
         if self.backend == "torch" and not return_weights and mask is None:
-            y, weights = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=self.causal), None
+            y, weights = (
+                F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=self.causal),
+                None,
+            )
         else:
             if self.causal:
                 mask = causal_mask(T, x.device) if mask is None else mask & causal_mask(T, x.device)
             if self.backend == "torch" and not return_weights:
-                y, weights = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p), None
+                y, weights = (
+                    F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p),
+                    None,
+                )
             else:
                 y, weights = scaled_dot_product_attention(q, k, v, mask, p, return_weights=True)
         out = self.proj(self.merge_heads(y))  # (B, T, C)

@@ -34,16 +34,24 @@ class NGram(nn.Module):
         if smoothing < 0:
             raise ValueError(f"smoothing must be ≥ 0, got {smoothing}")
         if vocab_size ** (n - 1) * vocab_size > 2**28:
-            raise ValueError(f"a dense {n}-gram table over {vocab_size} tokens is too large; use a smaller n")
+            raise ValueError(
+                f"a dense {n}-gram table over {vocab_size} tokens is too large; use a smaller n"
+            )
         self.vocab_size, self.n, self.smoothing, self.pad_id = vocab_size, n, smoothing, pad_id
         self.block_size = max(n - 1, 1)
-        self.register_buffer("counts", torch.zeros(vocab_size ** (n - 1), vocab_size))  # (contexts, V)
+        self.register_buffer(
+            "counts", torch.zeros(vocab_size ** (n - 1), vocab_size)
+        )  # (contexts, V)
         self.register_buffer("log_probs", self.probs().log())  # (contexts, V), refreshed by fit()
 
     def context_ids(self, idx: torch.Tensor) -> torch.Tensor:
         """The row of the table for each position of ``idx`` (B, T): its previous n-1 tokens."""
         B, T = idx.shape
-        padded = torch.cat([idx.new_full((B, self.n - 2), self.pad_id), idx], dim=1) if self.n > 2 else idx
+        padded = (
+            torch.cat([idx.new_full((B, self.n - 2), self.pad_id), idx], dim=1)
+            if self.n > 2
+            else idx
+        )
         rows = torch.zeros_like(idx)  # (B, T)
         for k in range(self.n - 1):  # the context read as a number in base V
             rows = rows * self.vocab_size + padded[:, k : k + T]

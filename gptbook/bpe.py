@@ -66,7 +66,9 @@ class ByteBPE:
             raise ValueError("ranks must give every token a different id")
         missing = [b for b in range(256) if bytes([b]) not in ranks]
         if missing:
-            raise ValueError(f"a byte-level vocabulary needs all 256 single bytes; missing {missing[:5]}")
+            raise ValueError(
+                f"a byte-level vocabulary needs all 256 single bytes; missing {missing[:5]}"
+            )
         self.ranks, self.pattern = dict(ranks), pattern
         self.special_tokens = dict(special_tokens or {})
         self.decoder = {i: b for b, i in self.ranks.items()}
@@ -147,7 +149,9 @@ class ByteBPE:
             return [self.ranks[piece]]
         parts = [piece[i : i + 1] for i in range(len(piece))]
         while len(parts) > 1:
-            ranked = [(self.ranks.get(a + b, None), i) for i, (a, b) in enumerate(zip(parts, parts[1:]))]
+            ranked = [
+                (self.ranks.get(a + b, None), i) for i, (a, b) in enumerate(zip(parts, parts[1:]))
+            ]
             rank, i = min(((r, i) for r, i in ranked if r is not None), default=(None, -1))
             if rank is None:
                 break
@@ -169,7 +173,9 @@ class ByteBPE:
         allowed = set(self.special_tokens) if allowed_special == "all" else set(allowed_special)
         unknown = allowed - set(self.special_tokens)
         if unknown:
-            raise ValueError(f"unknown special tokens {sorted(unknown)}; this tokenizer has {sorted(self.special_tokens)}")
+            raise ValueError(
+                f"unknown special tokens {sorted(unknown)}; this tokenizer has {sorted(self.special_tokens)}"
+            )
         found = [s for s in self.special_tokens if s in text and s not in allowed]
         if found:
             raise ValueError(
@@ -178,7 +184,9 @@ class ByteBPE:
             )
         if not allowed:
             return self.encode_ordinary(text)
-        splitter = "(" + "|".join(regex.escape(s) for s in sorted(allowed, key=len, reverse=True)) + ")"
+        splitter = (
+            "(" + "|".join(regex.escape(s) for s in sorted(allowed, key=len, reverse=True)) + ")"
+        )
         ids = []
         for i, part in enumerate(regex.split(splitter, text)):
             ids.extend([self.special_tokens[part]] if i % 2 else self.encode_ordinary(part))
@@ -194,7 +202,9 @@ class ByteBPE:
             elif i in specials:
                 out.append(specials[i])
             else:
-                raise ValueError(f"token id {i} is not in this tokenizer's vocabulary (0..{self.n_vocab - 1})")
+                raise ValueError(
+                    f"token id {i} is not in this tokenizer's vocabulary (0..{self.n_vocab - 1})"
+                )
         return b"".join(out)
 
     def decode(self, ids: Iterable[int]) -> str:
@@ -208,7 +218,10 @@ class ByteBPE:
         state = {
             "pattern": self.pattern,
             "special_tokens": self.special_tokens,
-            "ranks": [[base64.b64encode(b).decode("ascii"), i] for b, i in sorted(self.ranks.items(), key=lambda x: x[1])],
+            "ranks": [
+                [base64.b64encode(b).decode("ascii"), i]
+                for b, i in sorted(self.ranks.items(), key=lambda x: x[1])
+            ],
             "merges": self.merges,
         }
         tmp = path.with_name(path.name + ".tmp")

@@ -134,7 +134,9 @@ def _fingerprint(tokenizer: str) -> str:
     """What a cached token file depends on: the corpus, the split rule and the tokenizer."""
     assets = manifest()
     parts = [assets["shakespeare"].sha256, ",".join(VAL_WORKS)]
-    parts.append("".join(char_tokenizer().itos) if tokenizer == "char" else assets["gpt2-bpe"].sha256)
+    parts.append(
+        "".join(char_tokenizer().itos) if tokenizer == "char" else assets["gpt2-bpe"].sha256
+    )
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:12]
 
 
@@ -214,7 +216,9 @@ def get_batch(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m gptbook.data", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m gptbook.data", description=__doc__.split("\n")[0]
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     fetch_cmd = sub.add_parser("fetch", help="download and verify assets into the cache")
     fetch_cmd.add_argument("names", nargs="*", help="assets to fetch (default: all)")

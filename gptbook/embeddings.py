@@ -20,7 +20,9 @@ def one_hot_embed(ids: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """Embed ``ids`` (...) as one-hot vectors times ``weight`` (V, d): (..., d). Slow on purpose."""
     V = weight.shape[0]
     if ids.numel() and not (0 <= int(ids.min()) and int(ids.max()) < V):
-        raise ValueError(f"token ids must lie in 0..{V - 1}, got {int(ids.min())}..{int(ids.max())}")
+        raise ValueError(
+            f"token ids must lie in 0..{V - 1}, got {int(ids.min())}..{int(ids.max())}"
+        )
     return F.one_hot(ids, V).to(weight.dtype) @ weight  # (..., V) @ (V, d)
 
 

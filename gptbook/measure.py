@@ -65,9 +65,18 @@ def peak_memory_mb(setup: str, statement: str) -> float:
 #: datasheets, without sparsity. Looked up by name, never assumed: unknown devices get no MFU. As is
 #: customary, MFU is quoted against this 16-bit peak whatever precision a run uses.
 PEAK_TFLOPS = {
-    "H100 PCIe": 756, "H100 NVL": 835, "H100": 989, "H200 NVL": 835, "H200": 989, "A100": 312,
-    "L4": 121, "T4": 65, "V100-PCIE": 112, "V100S": 130, "V100": 125,
-}  # fmt: skip
+    "H100 PCIe": 756,
+    "H100 NVL": 835,
+    "H100": 989,
+    "H200 NVL": 835,
+    "H200": 989,
+    "A100": 312,
+    "L4": 121,
+    "T4": 65,
+    "V100-PCIE": 112,
+    "V100S": 130,
+    "V100": 125,
+}
 
 
 def peak_flops(device: str | torch.device) -> float | None:

@@ -36,7 +36,9 @@ PRESETS: dict[str, dict] = {
     "gpt1": dict(vocab_size=40_478, block_size=512, n_layer=12, n_head=12, n_embd=768, norm="post"),
     "book-tiny": dict(vocab_size=84, block_size=64, n_layer=2, n_head=4, n_embd=64, norm="post"),
     "book-small": dict(vocab_size=84, block_size=128, n_layer=4, n_head=4, n_embd=128, norm="post"),
-    "book-medium": dict(vocab_size=84, block_size=256, n_layer=6, n_head=6, n_embd=384, norm="post"),
+    "book-medium": dict(
+        vocab_size=84, block_size=256, n_layer=6, n_head=6, n_embd=384, norm="post"
+    ),
 }
 
 
@@ -91,7 +93,9 @@ class MLP(nn.Module):
         self.drop = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.drop(self.proj(F.gelu(self.fc(x), approximate="tanh")))  # GPT-1/2 used the tanh form
+        return self.drop(
+            self.proj(F.gelu(self.fc(x), approximate="tanh"))
+        )  # GPT-1/2 used the tanh form
 
 
 class Block(nn.Module):
@@ -101,7 +105,9 @@ class Block(nn.Module):
         super().__init__()
         self.pre_ln = config.norm == "pre"
         self.ln1 = nn.LayerNorm(config.n_embd, bias=config.bias)
-        self.attn = MultiHeadAttention(config.n_embd, config.n_head, causal=True, dropout=config.dropout, bias=config.bias)
+        self.attn = MultiHeadAttention(
+            config.n_embd, config.n_head, causal=True, dropout=config.dropout, bias=config.bias
+        )
         self.ln2 = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.mlp = MLP(config)
         self.drop = nn.Dropout(config.dropout)
@@ -125,11 +131,15 @@ class GPT(nn.Module):
         self.wpe = LearnedPositional(config.block_size, config.n_embd)
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
-        self.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias) if config.norm == "pre" else nn.Identity()
+        self.ln_f = (
+            nn.LayerNorm(config.n_embd, bias=config.bias) if config.norm == "pre" else nn.Identity()
+        )
         self.lm_head = nn.Linear(config.n_embd, config.padded_vocab_size, bias=False)
         tie_weights(self.wte, self.lm_head)
         self.apply(self._init_weights)
-        if config.scaled_residual_init:  # GPT-2: keep the residual stream's variance from growing with depth
+        if (
+            config.scaled_residual_init
+        ):  # GPT-2: keep the residual stream's variance from growing with depth
             for name, p in self.named_parameters():
                 if name.endswith(("attn.proj.weight", "mlp.proj.weight")):
                     nn.init.normal_(p, std=0.02 / math.sqrt(2 * config.n_layer))
@@ -153,12 +163,20 @@ class GPT(nn.Module):
         # Checked on the CPU only: on a GPU it would stall every step, in a compiled graph it would break
         # the graph; the embedding's own bounds check fires there.
         checked = not idx.is_cuda and not torch.compiler.is_compiling()
-        if checked and idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= self.config.vocab_size):
-            raise ValueError(f"token ids must lie in 0..{self.config.vocab_size - 1}, got {int(idx.min())}..{int(idx.max())}")
+        if (
+            checked
+            and idx.numel()
+            and (int(idx.min()) < 0 or int(idx.max()) >= self.config.vocab_size)
+        ):
+            raise ValueError(
+                f"token ids must lie in 0..{self.config.vocab_size - 1}, got {int(idx.min())}..{int(idx.max())}"
+            )
         x = self.drop(self.wte(idx) + self.wpe(T))  # (B, T, C)
         for block in self.blocks:
             x = block(x)
-        logits = self.lm_head(self.ln_f(x))[..., : self.config.vocab_size]  # (B, T, V): padding cut off
+        logits = self.lm_head(self.ln_f(x))[
+            ..., : self.config.vocab_size
+        ]  # (B, T, V): padding cut off
         return logits, None if targets is None else cross_entropy(logits, targets)
 
     def num_params(self, non_embedding: bool = False) -> int:
@@ -186,9 +204,16 @@ class GPT(nn.Module):
 
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        state = {k: v.contiguous() for k, v in self.state_dict().items() if k != "lm_head.weight"}  # tied
-        _atomic(path / "config.json", lambda tmp: tmp.write_text(json.dumps(dataclasses.asdict(self.config), indent=2)))
-        _atomic(path / "model.safetensors", lambda tmp: save_file(state, str(tmp), metadata=metadata))
+        state = {
+            k: v.contiguous() for k, v in self.state_dict().items() if k != "lm_head.weight"
+        }  # tied
+        _atomic(
+            path / "config.json",
+            lambda tmp: tmp.write_text(json.dumps(dataclasses.asdict(self.config), indent=2)),
+        )
+        _atomic(
+            path / "model.safetensors", lambda tmp: save_file(state, str(tmp), metadata=metadata)
+        )
 
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "cpu") -> GPT:
@@ -197,7 +222,9 @@ class GPT(nn.Module):
 
         path = Path(path)
         if not (path / "config.json").exists():
-            raise FileNotFoundError(f"{path} has no config.json: is it a folder written by GPT.save()?")
+            raise FileNotFoundError(
+                f"{path} has no config.json: is it a folder written by GPT.save()?"
+            )
         model = cls(GPTConfig(**json.loads((path / "config.json").read_text())))
         state = load_file(str(path / "model.safetensors"), device=str(device))
         state["lm_head.weight"] = state["wte.weight"]

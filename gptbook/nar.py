@@ -118,7 +118,9 @@ def fit(
     return losses
 
 
-def _sample(logits: torch.Tensor, temperature: float, generator) -> tuple[torch.Tensor, torch.Tensor]:
+def _sample(
+    logits: torch.Tensor, temperature: float, generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     """A letter per position from logits (B, L, V) and the probability it had: both (B, L)."""
     probs = torch.softmax(logits / temperature, dim=-1)
     ids = torch.multinomial(probs.flatten(0, 1), 1, generator=generator).view(probs.shape[:2])
@@ -127,7 +129,10 @@ def _sample(logits: torch.Tensor, temperature: float, generator) -> tuple[torch.
 
 @torch.no_grad()
 def decode_left_to_right(
-    model: MaskedWordModel, n: int, temperature: float = 1.0, generator: torch.Generator | None = None
+    model: MaskedWordModel,
+    n: int,
+    temperature: float = 1.0,
+    generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Autoregressive decoding: L model calls, position t sampled given letters 0..t-1."""
     tokens = torch.full((n, model.length), model.mask_id)
@@ -137,7 +142,9 @@ def decode_left_to_right(
     return tokens
 
 
-def remask_lowest(tokens: torch.Tensor, confidence: torch.Tensor, n_mask: int, mask_id: int) -> torch.Tensor:
+def remask_lowest(
+    tokens: torch.Tensor, confidence: torch.Tensor, n_mask: int, mask_id: int
+) -> torch.Tensor:
     """Mask-predict's refinement: re-mask the ``n_mask`` least confident positions of each row."""
     if n_mask == 0:
         return tokens

@@ -58,7 +58,9 @@ class LearnedPositional(nn.Module):
         return self.table.weight[:T]
 
 
-def apply_rope(x: torch.Tensor, positions: torch.Tensor | None = None, base: float = 10_000.0) -> torch.Tensor:
+def apply_rope(
+    x: torch.Tensor, positions: torch.Tensor | None = None, base: float = 10_000.0
+) -> torch.Tensor:
     """Rotate feature pairs of ``x`` (..., T, D) by position × frequency; same shape.
 
     ``positions`` (T,) defaults to 0..T-1. For queries and keys of shape (B, H, T, D),
@@ -70,7 +72,9 @@ def apply_rope(x: torch.Tensor, positions: torch.Tensor | None = None, base: flo
     if positions is None:
         positions = torch.arange(T, device=x.device)
     if positions.shape != (T,):
-        raise ValueError(f"positions must have shape ({T},) to match x, got {tuple(positions.shape)}")
+        raise ValueError(
+            f"positions must have shape ({T},) to match x, got {tuple(positions.shape)}"
+        )
     angles = positions.double()[:, None] * frequencies(D, base).to(x.device)  # (T, D/2)
     cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
     a, b = x.unflatten(-1, (D // 2, 2)).unbind(-1)  # each (..., T, D/2)

@@ -27,20 +27,41 @@ from .train import TrainConfig, Trainer
 #: The models later chapters reuse: per scale, a model (a preset and overrides) and a training run.
 SPECS = {
     "char": {
-        "quick": dict(model=dict(preset="book-tiny", dropout=0.0),
-                      train=dict(max_steps=1500, batch_size=32, lr=3e-3, warmup_steps=100, eval_interval=250)),
-        "full": dict(model=dict(preset="book-medium", dropout=0.2),
-                     train=dict(max_steps=5000, batch_size=64, lr=1e-3, warmup_steps=200, eval_interval=500)),
+        "quick": dict(
+            model=dict(preset="book-tiny", dropout=0.0),
+            train=dict(max_steps=1500, batch_size=32, lr=3e-3, warmup_steps=100, eval_interval=250),
+        ),
+        "full": dict(
+            model=dict(preset="book-medium", dropout=0.2),
+            train=dict(max_steps=5000, batch_size=64, lr=1e-3, warmup_steps=200, eval_interval=500),
+        ),
     },
     "bpe": {  # GPT-2's tokenizer: the vocabulary is padded to a multiple of 64 for the GPU
-        "quick": dict(model=dict(preset="book-tiny", vocab_size=50_257, pad_vocab_to=64, dropout=0.0),
-                      train=dict(max_steps=200, batch_size=16, lr=3e-3, warmup_steps=20, eval_interval=100,
-                                 tokenizer="gpt2")),
-        "full": dict(model=dict(preset="book-medium", vocab_size=50_257, pad_vocab_to=64, dropout=0.2),
-                     train=dict(max_steps=5000, batch_size=64, lr=6e-4, warmup_steps=200, eval_interval=500,
-                                tokenizer="gpt2", micro_batch_size=16)),  # 4 micro-batches: fits a 16 GB T4
+        "quick": dict(
+            model=dict(preset="book-tiny", vocab_size=50_257, pad_vocab_to=64, dropout=0.0),
+            train=dict(
+                max_steps=200,
+                batch_size=16,
+                lr=3e-3,
+                warmup_steps=20,
+                eval_interval=100,
+                tokenizer="gpt2",
+            ),
+        ),
+        "full": dict(
+            model=dict(preset="book-medium", vocab_size=50_257, pad_vocab_to=64, dropout=0.2),
+            train=dict(
+                max_steps=5000,
+                batch_size=64,
+                lr=6e-4,
+                warmup_steps=200,
+                eval_interval=500,
+                tokenizer="gpt2",
+                micro_batch_size=16,
+            ),
+        ),  # 4 micro-batches: fits a 16 GB T4
     },
-}  # fmt: skip
+}
 
 
 def spec(name: str = "char", scale: str | None = None) -> tuple[GPTConfig, TrainConfig]:
@@ -60,8 +81,14 @@ def models_dir() -> Path:
 def path(name: str = "char", scale: str | None = None) -> Path:
     """The cache folder of a pretrained model, keyed by everything that shapes it."""
     model_cfg, cfg = spec(name, scale)
-    key = json.dumps([dataclasses.asdict(model_cfg), dataclasses.asdict(cfg), data._fingerprint(cfg.tokenizer)], sort_keys=True)
-    return models_dir() / f"{name}-{scale or book.scale()}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+    key = json.dumps(
+        [dataclasses.asdict(model_cfg), dataclasses.asdict(cfg), data._fingerprint(cfg.tokenizer)],
+        sort_keys=True,
+    )
+    return (
+        models_dir()
+        / f"{name}-{scale or book.scale()}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+    )
 
 
 def model(name: str = "char", scale: str | None = None, device: str | None = None) -> GPT:

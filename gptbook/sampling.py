@@ -46,7 +46,9 @@ def generate(
     Returns (B, T + max_new_tokens).
     """
     if idx.ndim != 2 or idx.dtype != torch.long:
-        raise ValueError(f"idx must be token ids of shape (B, T) and dtype long, got {tuple(idx.shape)} {idx.dtype}")
+        raise ValueError(
+            f"idx must be token ids of shape (B, T) and dtype long, got {tuple(idx.shape)} {idx.dtype}"
+        )
     if idx.shape[1] == 0:
         raise ValueError("idx needs at least one token per row to condition on (e.g. a newline)")
     if max_new_tokens < 0:

@@ -79,7 +79,9 @@ def speculative_generate(
     Returns the ids (1, T + max_new_tokens) and the :class:`SpeculativeStats` of the run.
     """
     if idx.ndim != 2 or idx.shape[0] != 1:
-        raise ValueError(f"speculative_generate decodes one sequence: idx must be (1, T), got {tuple(idx.shape)}")
+        raise ValueError(
+            f"speculative_generate decodes one sequence: idx must be (1, T), got {tuple(idx.shape)}"
+        )
     if gamma < 1:
         raise ValueError(f"gamma (draft tokens per step) must be ≥ 1, got {gamma}")
     stats, start = SpeculativeStats(), idx.shape[1]

@@ -18,7 +18,9 @@ from pathlib import Path
 import nbformat
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
-_BLOCK = re.compile(rf"^(?P<indent>[ \t]*){re.escape(BEGIN)}\n.*?^[ \t]*{re.escape(END)}[ \t]*$", re.S | re.M)
+_BLOCK = re.compile(
+    rf"^(?P<indent>[ \t]*){re.escape(BEGIN)}\n.*?^[ \t]*{re.escape(END)}[ \t]*$", re.S | re.M
+)
 
 
 def strip_solution(source: str) -> str:
@@ -48,7 +50,9 @@ def student_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m gptbook.student", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m gptbook.student", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("src", type=Path, help="folder with the chapter notebooks")
     parser.add_argument("out", type=Path, help="folder to write the student versions to")
     args = parser.parse_args(argv)

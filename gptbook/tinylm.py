@@ -27,12 +27,18 @@ class Block(nn.Module):
         self.ln1, self.ln2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
         self.qkv = nn.Linear(d_model, 3 * d_model)
         self.proj = nn.Linear(d_model, d_model)
-        self.mlp = nn.Sequential(nn.Linear(d_model, 4 * d_model), nn.GELU(), nn.Linear(4 * d_model, d_model))
+        self.mlp = nn.Sequential(
+            nn.Linear(d_model, 4 * d_model), nn.GELU(), nn.Linear(4 * d_model, d_model)
+        )
 
     def heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Queries, keys and values of LN(x) (B, T, C), each (B, H, T, C/H), RoPE applied."""
         B, T, C = x.shape
-        q, k, v = self.qkv(self.ln1(x)).view(B, T, 3, self.n_heads, C // self.n_heads).permute(2, 0, 3, 1, 4)
+        q, k, v = (
+            self.qkv(self.ln1(x))
+            .view(B, T, 3, self.n_heads, C // self.n_heads)
+            .permute(2, 0, 3, 1, 4)
+        )
         if self.rope:
             q, k = apply_rope(q), apply_rope(k)
         return q, k, v
@@ -48,8 +54,15 @@ class Block(nn.Module):
 class TinyLM(nn.Module):
     """Token embedding (+ positions) → ``n_layers`` pre-LN blocks → LN → logits."""
 
-    def __init__(self, vocab_size: int, encoding: str = "learned", d_model: int = 64,
-                 n_heads: int = 4, n_layers: int = 2, max_len: int = 256):  # fmt: skip
+    def __init__(
+        self,
+        vocab_size: int,
+        encoding: str = "learned",
+        d_model: int = 64,
+        n_heads: int = 4,
+        n_layers: int = 2,
+        max_len: int = 256,
+    ):
         super().__init__()
         if encoding not in ENCODINGS:
             raise ValueError(f"encoding={encoding!r}: use one of {', '.join(ENCODINGS)}")
@@ -58,7 +71,9 @@ class TinyLM(nn.Module):
         self.encoding = encoding
         self.embed = nn.Embedding(vocab_size, d_model)
         self.positions = LearnedPositional(max_len, d_model) if encoding == "learned" else None
-        self.blocks = nn.ModuleList(Block(d_model, n_heads, encoding == "rope") for _ in range(n_layers))
+        self.blocks = nn.ModuleList(
+            Block(d_model, n_heads, encoding == "rope") for _ in range(n_layers)
+        )
         self.ln = nn.LayerNorm(d_model)
         self.head = nn.Linear(d_model, vocab_size)
 
@@ -75,7 +90,9 @@ class TinyLM(nn.Module):
         return logits, None if targets is None else cross_entropy(logits, targets)
 
 
-def lag_batch(batch_size: int, T: int, vocab_size: int, lag: int, generator: torch.Generator | None = None):
+def lag_batch(
+    batch_size: int, T: int, vocab_size: int, lag: int, generator: torch.Generator | None = None
+):
     """The copy-with-lag task: random tokens x (B, T); target y[:, t] = x[:, t - lag].
 
     Solving it needs the *relative* position t - lag. The first ``lag`` targets have

@@ -24,7 +24,14 @@ from .bpe import END_OF_TEXT, GPT2_PATTERN, ByteBPE
 if TYPE_CHECKING:
     import tiktoken
 
-__all__ = ["END_OF_TEXT", "GPT2_PATTERN", "ByteBPE", "CharTokenizer", "gpt2_tokenizer", "read_tiktoken_ranks"]
+__all__ = [
+    "END_OF_TEXT",
+    "GPT2_PATTERN",
+    "ByteBPE",
+    "CharTokenizer",
+    "gpt2_tokenizer",
+    "read_tiktoken_ranks",
+]
 
 
 class CharTokenizer:

@@ -49,7 +49,9 @@ from .model import GPT, GPTConfig
 class TrainConfig:
     max_steps: int = 1000
     batch_size: int = 32  # sequences per optimiser step, across all processes
-    micro_batch_size: int | None = None  # sequences per forward pass (None: a process's whole slice)
+    micro_batch_size: int | None = (
+        None  # sequences per forward pass (None: a process's whole slice)
+    )
     lr: float = 1e-3
     min_lr_ratio: float = 0.1
     warmup_steps: int = 100
@@ -69,11 +71,19 @@ class TrainConfig:
         if not 0 <= self.warmup_steps <= self.max_steps:
             raise ValueError(f"warmup_steps must be between 0 and max_steps={self.max_steps}")
         if self.eval_interval < 1 or self.eval_batches < 1:
-            raise ValueError("eval_interval and eval_batches must be ≥ 1 (evaluate rarely with a large eval_interval)")
-        if self.micro_batch_size is not None and not (1 <= self.micro_batch_size <= self.batch_size):
-            raise ValueError(f"micro_batch_size must be between 1 and batch_size={self.batch_size} (or None)")
+            raise ValueError(
+                "eval_interval and eval_batches must be ≥ 1 (evaluate rarely with a large eval_interval)"
+            )
+        if self.micro_batch_size is not None and not (
+            1 <= self.micro_batch_size <= self.batch_size
+        ):
+            raise ValueError(
+                f"micro_batch_size must be between 1 and batch_size={self.batch_size} (or None)"
+            )
         if self.precision not in ("auto", *PRECISIONS):
-            raise ValueError(f"precision={self.precision!r}: choose one of auto, {', '.join(PRECISIONS)}")
+            raise ValueError(
+                f"precision={self.precision!r}: choose one of auto, {', '.join(PRECISIONS)}"
+            )
 
 
 #: Training precisions: the autocast dtype of each (None: plain float32).
@@ -91,12 +101,16 @@ def autocast_dtype(device: str | torch.device, precision: str = "auto") -> torch
         return PRECISIONS[precision]
     if torch.device(device).type != "cuda":
         return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
+    return (
+        torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
+    )
 
 
 def autocast(device: str | torch.device, dtype: torch.dtype | None) -> torch.autocast:
     """Mixed precision to ``dtype`` for a forward pass on ``device`` (a no-op for None: float32)."""
-    return torch.autocast(torch.device(device).type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
+    return torch.autocast(
+        torch.device(device).type, dtype=dtype or torch.bfloat16, enabled=dtype is not None
+    )
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -113,7 +127,10 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Adam
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "wpe" not in n]
     no_decay = [p for p in params if all(p is not q for q in decay)]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    groups = [
+        {"params": decay, "weight_decay": cfg.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
     fused = model_device(model).type == "cuda"
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, cfg.beta2), fused=fused)
 
@@ -125,14 +142,22 @@ LOSS_READ_EVERY = 50
 class Trainer:
     """Trains a :class:`GPT` on the corpus; ``train()`` runs to ``max_steps`` and returns the history."""
 
-    def __init__(self, model: GPT, cfg: TrainConfig, out_dir: str | Path | None = None, resume: bool = False):
+    def __init__(
+        self, model: GPT, cfg: TrainConfig, out_dir: str | Path | None = None, resume: bool = False
+    ):
         self.cfg, self.out_dir = cfg, Path(out_dir) if out_dir else None
-        self.rank, self.world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+        self.rank, self.world = (
+            (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+        )
         if cfg.batch_size % self.world:
-            raise ValueError(f"batch_size={cfg.batch_size} must be divisible by the {self.world} processes")
+            raise ValueError(
+                f"batch_size={cfg.batch_size} must be divisible by the {self.world} processes"
+            )
         self.micro = cfg.micro_batch_size or cfg.batch_size // self.world
         if (cfg.batch_size // self.world) % self.micro:
-            raise ValueError(f"micro_batch_size={self.micro} must divide each process's {cfg.batch_size // self.world} sequences")
+            raise ValueError(
+                f"micro_batch_size={self.micro} must divide each process's {cfg.batch_size // self.world} sequences"
+            )
         self.model = model
         self.device = model_device(model)
         self.optimizer = make_optimizer(model, cfg)
@@ -148,7 +173,9 @@ class Trainer:
         self.replica = self.ddp = model
         if self.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.replica = self.ddp = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+            self.replica = self.ddp = torch.nn.parallel.DistributedDataParallel(
+                model, device_ids=ids
+            )
         if cfg.compile:
             self.replica = torch.compile(self.replica)
         if self.device.type == "cuda" and cfg.precision != "float32":  # float32 asked for: no TF32
@@ -156,11 +183,18 @@ class Trainer:
 
     def batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         """This process's slice of the next global batch: (B / world, T) inputs and targets."""
-        x, y = data.get_batch("train", self.cfg.batch_size, self.model.config.block_size,
-                              tokenizer=self.cfg.tokenizer, generator=self.generator)  # fmt: skip
+        x, y = data.get_batch(
+            "train",
+            self.cfg.batch_size,
+            self.model.config.block_size,
+            tokenizer=self.cfg.tokenizer,
+            generator=self.generator,
+        )
         part = slice(self.rank * len(x) // self.world, (self.rank + 1) * len(x) // self.world)
         x, y = x[part], y[part]
-        if self.device.type == "cuda":  # from page-locked memory the copy is asynchronous: no CPU wait
+        if (
+            self.device.type == "cuda"
+        ):  # from page-locked memory the copy is asynchronous: no CPU wait
             x, y = x.pin_memory(), y.pin_memory()
         return x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
@@ -201,7 +235,9 @@ class Trainer:
         g = torch.Generator().manual_seed(1234)
         losses = []
         for _ in range(self.cfg.eval_batches):
-            x, y = data.get_batch("val", 16, self.model.config.block_size, tokenizer=self.cfg.tokenizer, generator=g)
+            x, y = data.get_batch(
+                "val", 16, self.model.config.block_size, tokenizer=self.cfg.tokenizer, generator=g
+            )
             with self.autocast():
                 losses.append(self.model(x.to(self.device), y.to(self.device))[1])
         self.model.train()
@@ -231,7 +267,9 @@ class Trainer:
                 losses = []
                 bar.set_postfix(loss=f"{self.history['train'][-1]:.3f}")
             if evaluating:
-                self.seconds += time.perf_counter() - start  # the device has finished: read_losses waited
+                self.seconds += (
+                    time.perf_counter() - start
+                )  # the device has finished: read_losses waited
                 self.history["eval_step"].append(self.step)
                 self.history["val"].append(self.evaluate())
                 self.save_checkpoint()
@@ -259,7 +297,9 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "generator": self.generator.get_state(),
             "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else torch.empty(0),
+            "cuda_rng": torch.cuda.get_rng_state(self.device)
+            if self.device.type == "cuda"
+            else torch.empty(0),
             "scaler": self.scaler.state_dict(),
             "history": json.dumps(self.history),
             "train_config": json.dumps(dataclasses.asdict(self.cfg)),
@@ -272,7 +312,9 @@ class Trainer:
     def load_checkpoint(self) -> None:
         path = self.out_dir / "trainer.pt" if self.out_dir else None
         if path is None or not path.exists():
-            raise FileNotFoundError(f"nothing to resume: {path} does not exist (train without resume first)")
+            raise FileNotFoundError(
+                f"nothing to resume: {path} does not exist (train without resume first)"
+            )
         # tensors and plain types only, no pickled code; onto the CPU first, whichever GPU saved them
         state = torch.load(path, weights_only=True, map_location="cpu")
         with safe_open(self.out_dir / "model.safetensors", "pt") as f:
@@ -284,7 +326,9 @@ class Trainer:
             )
         saved = GPT.load(self.out_dir, device=self.device)
         if saved.config != self.model.config:
-            raise ValueError(f"the checkpoint's model config differs from this model's:\n{saved.config}\n{self.model.config}")
+            raise ValueError(
+                f"the checkpoint's model config differs from this model's:\n{saved.config}\n{self.model.config}"
+            )
         self.model.load_state_dict(saved.state_dict())
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"])
@@ -297,15 +341,23 @@ class Trainer:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m gptbook.train", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m gptbook.train", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--preset", default="book-small", help="a GPTConfig preset")
-    parser.add_argument("--out", required=True, help="folder for the model and the trainer checkpoint")
+    parser.add_argument(
+        "--out", required=True, help="folder for the model and the trainer checkpoint"
+    )
     parser.add_argument("--resume", action="store_true", help="continue the run saved in --out")
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: the best available)")
+    parser.add_argument(
+        "--device", default=None, help="cpu, cuda, cuda:1, ... (default: the best available)"
+    )
     types = {"int": int, "int | None": int, "float": float, "str": str}
     for field in dataclasses.fields(TrainConfig):
         if field.type in types:
-            parser.add_argument(f"--{field.name.replace('_', '-')}", type=types[field.type], default=field.default)
+            parser.add_argument(
+                f"--{field.name.replace('_', '-')}", type=types[field.type], default=field.default
+            )
     parser.add_argument("--compile", action="store_true")
     args = parser.parse_args(argv)
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
@@ -322,7 +374,9 @@ def main(argv: list[str] | None = None) -> int:
     trainer = Trainer(model, cfg, args.out, resume=args.resume)
     history = trainer.train()
     if trainer.rank == 0 and history["val"]:
-        print(f"step {trainer.step}: train {history['train'][-1]:.4f} · val {history['val'][-1]:.4f}")
+        print(
+            f"step {trainer.step}: train {history['train'][-1]:.4f} · val {history['val'][-1]:.4f}"
+        )
     if distributed:
         dist.destroy_process_group()
     return 0

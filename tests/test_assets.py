@@ -114,7 +114,9 @@ def test_member_of_an_archive(tmp_path):
 
 def test_describe_sources():
     assert assets.describe({"pip": "a==1"}) == "pip download a==1 (sdist)"
-    assert assets.describe({"pip": "a==1", "member": "x/y"}) == "pip download a==1 (sdist, file x/y)"
+    assert (
+        assets.describe({"pip": "a==1", "member": "x/y"}) == "pip download a==1 (sdist, file x/y)"
+    )
     assert assets.describe({"url": "file:///x"}) == "download file:///x"
 
 

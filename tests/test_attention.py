@@ -37,7 +37,11 @@ def test_cross_attention_shapes():
 
 
 def test_masks():
-    assert A.causal_mask(3).tolist() == [[True, False, False], [True, True, False], [True, True, True]]
+    assert A.causal_mask(3).tolist() == [
+        [True, False, False],
+        [True, True, False],
+        [True, True, True],
+    ]
     band = A.banded_mask(6, 2)
     assert band.sum(1).tolist() == [1, 2, 2, 2, 2, 2] and (band <= A.causal_mask(6)).all()
     strided = A.strided_mask(9, 3)

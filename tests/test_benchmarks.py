@@ -11,9 +11,30 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_train_step_benchmark_compares_equal_models():
-    args = ["--steps", "1", "--layers", "1", "--d", "32", "--heads", "2", "--T", "16", "--B", "2", "--vocab", "84", "--device", "cpu"]
-    out = subprocess.run([sys.executable, ROOT / "benchmarks" / "train_step.py", *args],
-                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    args = [
+        "--steps",
+        "1",
+        "--layers",
+        "1",
+        "--d",
+        "32",
+        "--heads",
+        "2",
+        "--T",
+        "16",
+        "--B",
+        "2",
+        "--vocab",
+        "84",
+        "--device",
+        "cpu",
+    ]
+    out = subprocess.run(
+        [sys.executable, ROOT / "benchmarks" / "train_step.py", *args],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     rows = re.findall(r"^\| (gptbook GPT|HF GPT2LMHeadModel) \| ([\d,]+) \|", out, re.M)
     assert [name for name, _ in rows] == ["gptbook GPT", "HF GPT2LMHeadModel"], out
     assert rows[0][1] == rows[1][1], "the two models must have the same number of parameters"
@@ -22,16 +43,28 @@ def test_train_step_benchmark_compares_equal_models():
 
 def test_train_settings_benchmark_prints_a_row_per_setting():
     args = ["--preset", "book-tiny", "--B", "2", "--steps", "1", "--warmup", "1", "--device", "cpu"]
-    out = subprocess.run([sys.executable, ROOT / "benchmarks" / "train_settings.py", *args],
-                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, ROOT / "benchmarks" / "train_settings.py", *args],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     rows = re.findall(r"^\| ([^|]+) \| [\d.]+ \| [\d,]+ \| ([\d.]+)× \|", out, re.M)
-    assert [name for name, _ in rows] == ["float32, eager", "bfloat16 autocast", "float32, torch.compile",
-                                          "bfloat16 autocast, torch.compile"], out  # fmt: skip
+    assert [name for name, _ in rows] == [
+        "float32, eager",
+        "bfloat16 autocast",
+        "float32, torch.compile",
+        "bfloat16 autocast, torch.compile",
+    ], out
     assert rows[0][1] == "1.00"  # the first row is the baseline
 
 
 def test_import_time_benchmark_times_every_statement():
-    out = subprocess.run([sys.executable, ROOT / "benchmarks" / "import_time.py", "--repeats", "1"],
-                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, ROOT / "benchmarks" / "import_time.py", "--repeats", "1"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     rows = re.findall(r"^\| `([^`]+)` \| [\d.]+ \| [\d.]+ \|", out, re.M)
     assert rows[:2] == ["(bare interpreter)", "import gptbook"] and "book.setup()" in rows, out

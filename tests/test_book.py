@@ -67,7 +67,9 @@ def test_setup_prints_one_line_and_seeds(monkeypatch, capsys):
     assert torch.equal(first, torch.rand(3))
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == lines[1]
-    assert lines[0].startswith("gptbook ") and "device cpu" in lines[0] and "scale quick" in lines[0]
+    assert (
+        lines[0].startswith("gptbook ") and "device cpu" in lines[0] and "scale quick" in lines[0]
+    )
 
 
 def test_show_renders_package_source():

@@ -34,7 +34,18 @@ def trained():
 def test_round_trip_on_random_unicode(trained):
     rng = random.Random(0)
     for _ in range(20):
-        text = "".join(chr(rng.choice([rng.randrange(32, 127), rng.randrange(0x4E00, 0x9FFF), rng.randrange(0x1F300, 0x1FAFF)])) for _ in range(rng.randrange(0, 80)))
+        text = "".join(
+            chr(
+                rng.choice(
+                    [
+                        rng.randrange(32, 127),
+                        rng.randrange(0x4E00, 0x9FFF),
+                        rng.randrange(0x1F300, 0x1FAFF),
+                    ]
+                )
+            )
+            for _ in range(rng.randrange(0, 80))
+        )
         assert trained.decode(trained.encode(text)) == text
 
 

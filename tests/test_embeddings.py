@@ -19,12 +19,17 @@ def test_one_hot_product_is_a_lookup():
 
 
 def test_tied_model_shares_and_saves_parameters():
-    tied, untied = embeddings.EmbeddingBigram(50, 8, tied=True), embeddings.EmbeddingBigram(50, 8, tied=False)
+    tied, untied = (
+        embeddings.EmbeddingBigram(50, 8, tied=True),
+        embeddings.EmbeddingBigram(50, 8, tied=False),
+    )
     assert tied.head.weight is tied.embed.weight
     count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
     assert count(untied) - count(tied) == 50 * 8
     logits, loss = tied(torch.tensor([[1, 2, 3]]), torch.tensor([[2, 3, 4]]))
-    assert logits.shape == (1, 3, 50) and loss.item() == pytest.approx(torch.log(torch.tensor(50.0)).item(), abs=0.05)
+    assert logits.shape == (1, 3, 50) and loss.item() == pytest.approx(
+        torch.log(torch.tensor(50.0)).item(), abs=0.05
+    )
     with pytest.raises(ValueError, match="nn.Linear\\(d_model, vocab_size"):
         embeddings.tie_weights(nn.Embedding(5, 3), nn.Linear(5, 3))
 

@@ -16,7 +16,9 @@ def _longest(dataset):
 
 def _windows(ids, block_size):
     n = (len(ids) - 1) // block_size
-    return ids[: n * block_size].view(n, block_size), ids[1 : n * block_size + 1].view(n, block_size)
+    return ids[: n * block_size].view(n, block_size), ids[1 : n * block_size + 1].view(
+        n, block_size
+    )
 
 
 def test_00_1(capsys):

@@ -35,9 +35,17 @@ def test_mfu_needs_a_known_peak(monkeypatch):
     assert measure.peak_flops("cuda") == 756e12
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H100 80GB HBM3")
     assert measure.mfu(model, 1e6, "cuda") == pytest.approx(model.flops_per_token() * 1e6 / 989e12)
-    for name, tflops in [("NVIDIA H100 NVL", 835), ("NVIDIA H200 NVL", 835), ("NVIDIA H200", 989), ("NVIDIA L4", 121),
-                         ("NVIDIA A100-SXM4-80GB", 312), ("Tesla T4", 65), ("Tesla V100-SXM2-16GB", 125),
-                         ("Tesla V100-PCIE-32GB", 112), ("Tesla V100S-PCIE-32GB", 130)]:  # fmt: skip
+    for name, tflops in [
+        ("NVIDIA H100 NVL", 835),
+        ("NVIDIA H200 NVL", 835),
+        ("NVIDIA H200", 989),
+        ("NVIDIA L4", 121),
+        ("NVIDIA A100-SXM4-80GB", 312),
+        ("Tesla T4", 65),
+        ("Tesla V100-SXM2-16GB", 125),
+        ("Tesla V100-PCIE-32GB", 112),
+        ("Tesla V100S-PCIE-32GB", 130),
+    ]:
         monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None, name=name: name)
         assert measure.peak_flops("cuda") == tflops * 1e12, name
     for name in ["Some Future GPU", "NVIDIA L40S"]:  # an L40S is not an L4: no guess

@@ -13,7 +13,9 @@ from gptbook.model import GPT, GPTConfig
 @pytest.fixture(params=["post", "pre"])
 def model(request):
     torch.manual_seed(0)
-    return GPT(GPTConfig(vocab_size=50, block_size=16, n_layer=2, n_head=2, n_embd=32, norm=request.param)).eval()
+    return GPT(
+        GPTConfig(vocab_size=50, block_size=16, n_layer=2, n_head=2, n_embd=32, norm=request.param)
+    ).eval()
 
 
 def test_forward_shapes_and_initial_loss(model):
@@ -29,7 +31,9 @@ def test_causal(model):
     y = x.clone()
     y[0, 10] = (y[0, 10] + 1) % 50
     a, b = model(x)[0], model(y)[0]
-    assert torch.allclose(a[:, :10], b[:, :10], atol=1e-5) and not torch.allclose(a[:, 10:], b[:, 10:])
+    assert torch.allclose(a[:, :10], b[:, :10], atol=1e-5) and not torch.allclose(
+        a[:, 10:], b[:, 10:]
+    )
 
 
 def test_tied_and_counted_once(model):
@@ -51,7 +55,9 @@ def test_gpt1_preset_has_the_papers_size():
 
 
 def test_padded_vocabulary_is_cut_from_the_logits():
-    model = GPT(GPTConfig(vocab_size=50, pad_vocab_to=64, n_layer=1, n_head=2, n_embd=16, block_size=8))
+    model = GPT(
+        GPTConfig(vocab_size=50, pad_vocab_to=64, n_layer=1, n_head=2, n_embd=16, block_size=8)
+    )
     assert model.wte.weight.shape[0] == 64
     assert model(torch.zeros(1, 4, dtype=torch.long))[0].shape[-1] == 50
 
@@ -84,4 +90,7 @@ def test_bad_configs_and_inputs(model):
 
 def test_flops_per_token_counts_parameters_and_attention(model):
     c = model.config
-    assert model.flops_per_token() == 6 * model.num_params(non_embedding=True) + 6 * c.n_layer * c.block_size * c.n_embd
+    assert (
+        model.flops_per_token()
+        == 6 * model.num_params(non_embedding=True) + 6 * c.n_layer * c.block_size * c.n_embd
+    )

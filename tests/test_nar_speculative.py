@@ -9,7 +9,11 @@ from gptbook import bigram, nar, speculative
 
 
 def test_words_and_encoding():
-    assert nar.words("The Brother, brothers; another brother's", 7) == ["brother", "another", "brother"]
+    assert nar.words("The Brother, brothers; another brother's", 7) == [
+        "brother",
+        "another",
+        "brother",
+    ]
     ids = nar.encode(["abc", "zzz"])
     assert ids.tolist() == [[0, 1, 2], [25, 25, 25]] and nar.decode(ids) == ["abc", "zzz"]
     with pytest.raises(ValueError, match="one length"):
@@ -54,7 +58,10 @@ def test_decoders_learn_a_tiny_language():
     ar = nar.decode(nar.decode_left_to_right(model, 400, generator=g))
     one_shot = nar.decode(nar.decode_mask_predict(model, 400, 1, generator=g))
     refined = nar.decode(nar.decode_mask_predict(model, 400, 4, generator=g))
-    share = {name: sum(w in valid for w in out) / 400 for name, out in [("ar", ar), ("one", one_shot), ("ref", refined)]}
+    share = {
+        name: sum(w in valid for w in out) / 400
+        for name, out in [("ar", ar), ("one", one_shot), ("ref", refined)]
+    }
     assert share["ar"] > 0.95 and share["ref"] > 0.95
     assert share["one"] < 0.5  # independent letters: about 1/8 of words are consistent
     with pytest.raises(ValueError, match="iterations"):
@@ -63,7 +70,10 @@ def test_decoders_learn_a_tiny_language():
 
 def test_acceptance_and_residual_make_the_target():
     g = torch.Generator().manual_seed(0)
-    p, q = torch.softmax(torch.randn(6, generator=g), -1), torch.softmax(torch.randn(6, generator=g), -1)
+    p, q = (
+        torch.softmax(torch.randn(6, generator=g), -1),
+        torch.softmax(torch.randn(6, generator=g), -1),
+    )
     accept, resid = speculative.acceptance(p, q), speculative.residual(p, q)
     assert torch.all(accept <= 1) and torch.allclose(resid.sum(), torch.tensor(1.0))
     assert torch.allclose(q * accept + (1 - (q * accept).sum()) * resid, p, atol=1e-6)
@@ -82,7 +92,12 @@ def _models():
 def test_speculative_samples_exactly_the_target():
     draft, target = _models()
     prompt, g, n = torch.tensor([[0, 1]]), torch.Generator().manual_seed(0), 6000
-    pairs = torch.stack([speculative.speculative_generate(target, draft, prompt, 2, 3, generator=g)[0][0, -2:] for _ in range(n)])
+    pairs = torch.stack(
+        [
+            speculative.speculative_generate(target, draft, prompt, 2, 3, generator=g)[0][0, -2:]
+            for _ in range(n)
+        ]
+    )
     first = target(prompt)[0][0, -1].exp()  # (V,)
     ext = torch.cat([prompt.expand(4, -1), torch.arange(4)[:, None]], 1)
     exact = first[:, None] * target(ext)[0][:, -1].exp()  # (V, V)
@@ -95,7 +110,9 @@ def test_speculative_samples_exactly_the_target():
 def test_speculative_stats_and_greedy_agreement():
     draft, target = _models()
     prompt = torch.tensor([[0, 1]])
-    out, stats = speculative.speculative_generate(target, draft, prompt, 50, 4, generator=torch.Generator().manual_seed(1))
+    out, stats = speculative.speculative_generate(
+        target, draft, prompt, 50, 4, generator=torch.Generator().manual_seed(1)
+    )
     assert out.shape == (1, 52) and stats.new_tokens == 50
     assert stats.target_calls < 50 and stats.draft_calls == 4 * stats.target_calls
     assert 0 <= stats.accepted <= stats.proposed
@@ -110,4 +127,6 @@ def test_speculative_bad_input():
     with pytest.raises(ValueError, match="one sequence"):
         speculative.speculative_generate(target, draft, torch.zeros(2, 1, dtype=torch.long), 3)
     with pytest.raises(ValueError, match="gamma"):
-        speculative.speculative_generate(target, draft, torch.zeros(1, 1, dtype=torch.long), 3, gamma=0)
+        speculative.speculative_generate(
+            target, draft, torch.zeros(1, 1, dtype=torch.long), 3, gamma=0
+        )

@@ -22,14 +22,14 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "book").glob("*.ipynb"))
 REPO_URL = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
 #: The first code cell of every chapter, character for character.
-SETUP_CELL = f'''import sys
+SETUP_CELL = f"""import sys
 
 if "google.colab" in sys.modules:  # in Colab, install gptbook first
     %pip install -q "gptbook @ git+{REPO_URL}"
 
 from gptbook import book
 
-book.setup()'''
+book.setup()"""
 #: nb-clean's options, as the Makefile's `make execute` applies them.
 NB_CLEAN = re.search(r"^NBCLEAN\s*:=\s*(.+)$", (ROOT / "Makefile").read_text(), re.M)[1].split()
 
@@ -65,11 +65,15 @@ def test_setup_cell_is_identical(path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_committed_outputs_are_one_clean_run(path):
     cells = [c for c in _code(_nb(path)) if c.source.strip()]
-    assert [c.execution_count for c in cells] == list(range(1, len(cells) + 1)), "run `make execute`"
+    assert [c.execution_count for c in cells] == list(range(1, len(cells) + 1)), (
+        "run `make execute`"
+    )
     for cell in cells:
         for out in cell.outputs:
             assert out.output_type != "error", f"error output in:\n{cell.source}"
-            assert out.get("name") != "stderr" or "Warning" not in out.text, f"a warning is committed:\n{out.text}"
+            assert out.get("name") != "stderr" or "Warning" not in out.text, (
+                f"a warning is committed:\n{out.text}"
+            )
     assert "device cpu" in cells[0].outputs[0].text or "device cuda" in cells[0].outputs[0].text
 
 
@@ -84,7 +88,9 @@ def test_plots_end_with_show(path):
     for cell in _code(_nb(path)):
         if "plt." in cell.source and "image/png" in str(cell.outputs):
             last = cell.source.rstrip().splitlines()[-1]
-            assert last == "plt.show()" or last.endswith(";"), f"end plot cells with plt.show():\n{cell.source}"
+            assert last == "plt.show()" or last.endswith(";"), (
+                f"end plot cells with plt.show():\n{cell.source}"
+            )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -115,10 +121,17 @@ def test_no_package_code_is_redefined(path):
     exported = set()
     for info in pkgutil.iter_modules(gptbook.__path__):
         module = importlib.import_module(f"gptbook.{info.name}")
-        exported |= {n for n in vars(module) if not n.startswith("_") and getattr(vars(module)[n], "__module__", "").startswith("gptbook")}
+        exported |= {
+            n
+            for n in vars(module)
+            if not n.startswith("_")
+            and getattr(vars(module)[n], "__module__", "").startswith("gptbook")
+        }
     for cell in _code(_nb(path)):
         for name in re.findall(r"^(?:def|class) (\w+)", cell.source, re.M):
-            assert name not in exported, f"{path.name} redefines gptbook's {name}: import it or book.show() it"
+            assert name not in exported, (
+                f"{path.name} redefines gptbook's {name}: import it or book.show() it"
+            )
 
 
 def test_every_notebook_is_in_the_toc():
@@ -127,12 +140,16 @@ def test_every_notebook_is_in_the_toc():
     for path in NOTEBOOKS:
         assert f"book/{path.stem}" in listed, f"add book/{path.stem} to _toc.yml"
     for entry in listed:
-        assert any((ROOT / f"{entry}{ext}").exists() for ext in (".ipynb", ".md")), f"{entry} in _toc.yml has no file"
+        assert any((ROOT / f"{entry}{ext}").exists() for ext in (".ipynb", ".md")), (
+            f"{entry} in _toc.yml has no file"
+        )
 
 
 def test_notebooks_are_nb_clean():
     exe = Path(sys.executable).parent / "nb-clean"
     exe = str(exe) if exe.exists() else shutil.which("nb-clean")
     assert exe, "nb-clean is not installed: `make setup` installs it"
-    done = subprocess.run([exe, "check", *NB_CLEAN, *map(str, NOTEBOOKS)], capture_output=True, text=True)
+    done = subprocess.run(
+        [exe, "check", *NB_CLEAN, *map(str, NOTEBOOKS)], capture_output=True, text=True
+    )
     assert done.returncode == 0, f"run `make execute` (it cleans):\n{done.stdout}{done.stderr}"

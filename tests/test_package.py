@@ -55,12 +55,28 @@ def test_wheel_carries_the_manifest(root, tmp_path):
     import zipfile
 
     src = tmp_path / "src"
-    shutil.copytree(root / "gptbook", src / "gptbook", symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        root / "gptbook",
+        src / "gptbook",
+        symlinks=True,
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
     (src / "data").mkdir()
     for name in ("pyproject.toml", "README.md", "data/manifest.json"):
         shutil.copy(root / name, src / name)
     assert (src / "gptbook" / "manifest.json").is_symlink()
-    cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", str(src), "-w", str(tmp_path / "dist")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "wheel",
+        "--no-deps",
+        "--no-build-isolation",
+        "-q",
+        str(src),
+        "-w",
+        str(tmp_path / "dist"),
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=src)
     assert done.returncode == 0, done.stderr
     (wheel,) = (tmp_path / "dist").glob("gptbook-*.whl")

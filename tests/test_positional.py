@@ -25,14 +25,18 @@ def test_sinusoidal_offset_is_a_rotation():
     d, k = 16, 5
     table = positional.sinusoidal(40, d).double()
     angles = k * positional.frequencies(d)  # (d/2,)
-    rotation = torch.block_diag(*[torch.tensor([[a.cos(), -a.sin()], [a.sin(), a.cos()]]) for a in angles])
+    rotation = torch.block_diag(
+        *[torch.tensor([[a.cos(), -a.sin()], [a.sin(), a.cos()]]) for a in angles]
+    )
     assert torch.allclose(table[:-k] @ rotation, table[k:], atol=1e-5)  # PE(p + k) = PE(p) M_k
 
 
 def test_learned_table_and_its_limit():
     learned = positional.LearnedPositional(10, 4)
     assert learned(6).shape == (6, 4) and learned(10).shape == (10, 4)
-    with pytest.raises(ValueError, match="position 10 is beyond the learned table \\(max_len=10\\)"):
+    with pytest.raises(
+        ValueError, match="position 10 is beyond the learned table \\(max_len=10\\)"
+    ):
         learned(11)
 
 
@@ -86,7 +90,9 @@ def test_tinylm_is_causal_and_validates():
         y = x.clone()
         y[:, 8] = (y[:, 8] + 1) % 11
         a, b = model(x)[0], model(y)[0]
-        assert torch.allclose(a[:, :8], b[:, :8], atol=1e-6) and not torch.allclose(a[:, 8:], b[:, 8:])
+        assert torch.allclose(a[:, :8], b[:, :8], atol=1e-6) and not torch.allclose(
+            a[:, 8:], b[:, 8:]
+        )
     with pytest.raises(ValueError, match="use one of"):
         tinylm.TinyLM(5, "alibi")
     with pytest.raises(ValueError, match="divisible"):

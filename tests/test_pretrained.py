@@ -11,11 +11,17 @@ from gptbook.train import Trainer
 
 def test_trains_once_then_loads(tmp_path, monkeypatch):
     monkeypatch.setattr(pretrained, "models_dir", lambda: tmp_path)
-    spec = {"quick": dict(model=dict(preset="book-tiny"), train=dict(max_steps=3, batch_size=4, warmup_steps=1))}
+    spec = {
+        "quick": dict(
+            model=dict(preset="book-tiny"), train=dict(max_steps=3, batch_size=4, warmup_steps=1)
+        )
+    }
     monkeypatch.setitem(pretrained.SPECS, "test-tiny", spec)
     calls = []
     real_train = Trainer.train
-    monkeypatch.setattr(Trainer, "train", lambda self, *a, **k: calls.append(1) or real_train(self, progress=False))
+    monkeypatch.setattr(
+        Trainer, "train", lambda self, *a, **k: calls.append(1) or real_train(self, progress=False)
+    )
     first = pretrained.model("test-tiny", "quick", "cpu")
     second = pretrained.model("test-tiny", "quick", "cpu")
     assert calls == [1] and torch.equal(first.wte.weight, second.wte.weight) and not second.training
@@ -31,19 +37,31 @@ def test_every_spec_is_valid():
     for name, scales in pretrained.SPECS.items():
         for scale in scales:
             model_cfg, cfg = pretrained.spec(name, scale)
-            assert cfg.tokenizer in ("char", "gpt2") and model_cfg.vocab_size == (84 if cfg.tokenizer == "char" else 50_257)
+            assert cfg.tokenizer in ("char", "gpt2") and model_cfg.vocab_size == (
+                84 if cfg.tokenizer == "char" else 50_257
+            )
 
 
 def test_the_cache_key_follows_the_config(monkeypatch):
     before = pretrained.path("char", "quick")
-    changed = {**pretrained.SPECS["char"]["quick"], "train": {**pretrained.SPECS["char"]["quick"]["train"], "lr": 1e-4}}
+    changed = {
+        **pretrained.SPECS["char"]["quick"],
+        "train": {**pretrained.SPECS["char"]["quick"]["train"], "lr": 1e-4},
+    }
     monkeypatch.setitem(pretrained.SPECS, "char", {**pretrained.SPECS["char"], "quick": changed})
-    assert pretrained.path("char", "quick") != before  # a changed run trains anew, never loads a stale model
+    assert (
+        pretrained.path("char", "quick") != before
+    )  # a changed run trains anew, never loads a stale model
 
 
 def test_an_interrupted_run_is_never_cached_and_resumes(tmp_path, monkeypatch):
     monkeypatch.setattr(pretrained, "models_dir", lambda: tmp_path)
-    spec = {"quick": dict(model=dict(preset="book-tiny"), train=dict(max_steps=4, batch_size=4, warmup_steps=1, eval_interval=2))}
+    spec = {
+        "quick": dict(
+            model=dict(preset="book-tiny"),
+            train=dict(max_steps=4, batch_size=4, warmup_steps=1, eval_interval=2),
+        )
+    }
     monkeypatch.setitem(pretrained.SPECS, "test-tiny", spec)
     real_train, started_at = Trainer.train, []
 
@@ -55,8 +73,14 @@ def test_an_interrupted_run_is_never_cached_and_resumes(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         pretrained.model("test-tiny", "quick", "cpu")
     folder = pretrained.path("test-tiny", "quick")
-    assert not (folder / "model.safetensors").exists()  # a half-trained model is not a pretrained one
-    monkeypatch.setattr(Trainer, "train", lambda self, *a, **k: started_at.append(self.step) or real_train(self, progress=False))
+    assert not (
+        folder / "model.safetensors"
+    ).exists()  # a half-trained model is not a pretrained one
+    monkeypatch.setattr(
+        Trainer,
+        "train",
+        lambda self, *a, **k: started_at.append(self.step) or real_train(self, progress=False),
+    )
     pretrained.model("test-tiny", "quick", "cpu")
     assert started_at == [2] and (folder / "model.safetensors").exists()
     assert not folder.with_name(folder.name + ".run").exists()

@@ -23,16 +23,29 @@ from bs4 import BeautifulSoup
 ROOT = Path(__file__).resolve().parent.parent
 HTML = ROOT / "_build" / "html"
 SHOTS = ROOT / "_build" / "screenshots"
-CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
+CHROMIUM = next(
+    (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)),
+    None,
+)
 FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--virtual-time-budget=8000", "--window-size=1280,2000",
-]  # fmt: skip
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--virtual-time-budget=8000",
+    "--window-size=1280,2000",
+]
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(CHROMIUM is None, reason="no Chromium found: install it to check the rendered book (.ci/run does)"),
+    pytest.mark.skipif(
+        CHROMIUM is None,
+        reason="no Chromium found: install it to check the rendered book (.ci/run does)",
+    ),
 ]
 
 
@@ -46,8 +59,10 @@ def _chromium(*args: str) -> str:
     with tempfile.TemporaryDirectory() as profile:
         done = subprocess.run(
             [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *args],
-            capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout
 

@@ -32,7 +32,9 @@ def test_generate_greedy_follows_the_argmax():
 
 def test_generate_samples_the_model_distribution():
     model, n = _toy(), 30_000
-    out = sampling.generate(model, torch.zeros(n, 1, dtype=torch.long), 1, generator=torch.Generator().manual_seed(0))
+    out = sampling.generate(
+        model, torch.zeros(n, 1, dtype=torch.long), 1, generator=torch.Generator().manual_seed(0)
+    )
     freq = torch.bincount(out[:, 1], minlength=3) / n
     assert torch.allclose(freq, model.probs()[0], atol=0.01)
 

@@ -7,7 +7,9 @@ import pytest
 
 from gptbook import student
 
-NB = nbformat.read(student.Path(__file__).resolve().parent.parent / "book" / "00_preface.ipynb", as_version=4)
+NB = nbformat.read(
+    student.Path(__file__).resolve().parent.parent / "book" / "00_preface.ipynb", as_version=4
+)
 
 
 def test_strip_solution_keeps_indentation_and_surroundings():
@@ -32,7 +34,9 @@ def test_student_notebook_hides_every_answer():
             assert after.source == before.source and not after.outputs
         else:
             assert after == before
-    assert "### BEGIN SOLUTION" in "".join(c.source for c in NB.cells), "the input is left as it was"
+    assert "### BEGIN SOLUTION" in "".join(c.source for c in NB.cells), (
+        "the input is left as it was"
+    )
 
 
 def test_cli_refuses_to_overwrite_the_chapters(tmp_path, capsys):

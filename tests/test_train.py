@@ -21,7 +21,16 @@ TINY = dict(vocab_size=84, block_size=32, n_layer=2, n_head=2, n_embd=32, dropou
 
 def _trainer(tmp_path=None, resume=False, dropout=0.1, **overrides) -> Trainer:
     torch.manual_seed(0)
-    cfg = TrainConfig(**{"max_steps": 12, "batch_size": 8, "warmup_steps": 3, "eval_interval": 6, "eval_batches": 2, **overrides})
+    cfg = TrainConfig(
+        **{
+            "max_steps": 12,
+            "batch_size": 8,
+            "warmup_steps": 3,
+            "eval_interval": 6,
+            "eval_batches": 2,
+            **overrides,
+        }
+    )
     return Trainer(GPT(GPTConfig(**{**TINY, "dropout": dropout})), cfg, tmp_path, resume=resume)
 
 
@@ -59,7 +68,9 @@ def test_resume_refuses_a_torn_checkpoint(tmp_path):
     trainer = _trainer(tmp_path)
     trainer.train(steps=6, progress=False)
     trainer.model.save(tmp_path, metadata={"step": "9"})  # as if the run died between the two files
-    with pytest.raises(ValueError, match="torn: the model is from step 9, the trainer state from step 6"):
+    with pytest.raises(
+        ValueError, match="torn: the model is from step 9, the trainer state from step 6"
+    ):
         _trainer(tmp_path, resume=True)
 
 
@@ -68,7 +79,9 @@ def test_timing_leaves_out_evaluation():
 
     trainer = _trainer(max_steps=4, eval_interval=2)
     start = time.perf_counter()
-    trainer.train(progress=False, on_eval=lambda t: time.sleep(0.5))  # two evaluations, 1 s of sampling
+    trainer.train(
+        progress=False, on_eval=lambda t: time.sleep(0.5)
+    )  # two evaluations, 1 s of sampling
     assert 0 < trainer.seconds < time.perf_counter() - start - 1.0
 
 
@@ -99,7 +112,9 @@ def test_precision_follows_the_device(monkeypatch):
     assert autocast_dtype("cpu") is None and autocast_dtype("cpu", "bfloat16") is torch.bfloat16
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
     assert autocast_dtype("cuda") is torch.bfloat16  # Ampere and newer
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
+    monkeypatch.setattr(
+        torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation
+    )
     assert autocast_dtype("cuda") is torch.float16  # a T4: bf16 only emulated, so float16
     assert autocast_dtype("cuda", "float32") is None
 
@@ -129,18 +144,50 @@ def test_float16_resume_restores_the_loss_scale(tmp_path):
 def test_compiled_training_matches_eager():
     # (no dropout: compiled kernels draw their dropout masks from another random stream)
     eager = _trainer(dropout=0.0, max_steps=4, eval_interval=4).train(progress=False)
-    compiled = _trainer(dropout=0.0, max_steps=4, eval_interval=4, compile=True).train(progress=False)
+    compiled = _trainer(dropout=0.0, max_steps=4, eval_interval=4, compile=True).train(
+        progress=False
+    )
     assert compiled["train"] == pytest.approx(eager["train"], abs=1e-4)
     assert compiled["val"] == pytest.approx(eager["val"], abs=1e-4)
 
 
 def test_cli_trains_and_writes_a_checkpoint(tmp_path, capsys):
-    args = ["--preset", "book-tiny", "--out", str(tmp_path / "run"), "--max-steps", "4", "--warmup-steps", "1",
-            "--eval-interval", "2", "--eval-batches", "1", "--batch-size", "4", "--device", "cpu"]  # fmt: skip
+    args = [
+        "--preset",
+        "book-tiny",
+        "--out",
+        str(tmp_path / "run"),
+        "--max-steps",
+        "4",
+        "--warmup-steps",
+        "1",
+        "--eval-interval",
+        "2",
+        "--eval-batches",
+        "1",
+        "--batch-size",
+        "4",
+        "--device",
+        "cpu",
+    ]
     assert main(args) == 0
     assert "step 4: train" in capsys.readouterr().out
     assert GPT.load(tmp_path / "run").config == GPTConfig.preset("book-tiny")
-    assert main([*args[:-2], "--max-steps", "6", "--device", "cpu", "--resume", "--micro-batch-size", "2"]) == 0
+    assert (
+        main(
+            [
+                *args[:-2],
+                "--max-steps",
+                "6",
+                "--device",
+                "cpu",
+                "--resume",
+                "--micro-batch-size",
+                "2",
+            ]
+        )
+        == 0
+    )
 
 
 def _free_port() -> int:
@@ -155,24 +202,36 @@ def _ddp_worker(rank: int, world: int, port: int, out: str, micro_batch_size: in
     dist.init_process_group("gloo", rank=rank, world_size=world)
     torch.manual_seed(0)
     model = GPT(GPTConfig(**{**TINY, "dropout": 0.0}))
-    cfg = TrainConfig(max_steps=5, batch_size=8, warmup_steps=1, eval_interval=100, micro_batch_size=micro_batch_size)
+    cfg = TrainConfig(
+        max_steps=5,
+        batch_size=8,
+        warmup_steps=1,
+        eval_interval=100,
+        micro_batch_size=micro_batch_size,
+    )
     history = Trainer(model, cfg).train(progress=False)
     if rank == 0:
         torch.save({"state": model.state_dict(), "losses": history["train"]}, out)
     dist.destroy_process_group()
 
 
-@pytest.mark.parametrize("micro_batch_size", [None, 2])  # 2: each process accumulates two micro-batches
+@pytest.mark.parametrize(
+    "micro_batch_size", [None, 2]
+)  # 2: each process accumulates two micro-batches
 def test_ddp_two_processes_match_one(tmp_path, micro_batch_size):
     out = str(tmp_path / "ddp.pt")
     mp.spawn(_ddp_worker, args=(2, _free_port(), out, micro_batch_size), nprocs=2, join=True)
     torch.manual_seed(0)
     single = GPT(GPTConfig(**{**TINY, "dropout": 0.0}))
-    history = Trainer(single, TrainConfig(max_steps=5, batch_size=8, warmup_steps=1, eval_interval=100)).train(progress=False)
+    history = Trainer(
+        single, TrainConfig(max_steps=5, batch_size=8, warmup_steps=1, eval_interval=100)
+    ).train(progress=False)
     ddp = torch.load(out, weights_only=True)
     for name, p in single.state_dict().items():
         assert torch.allclose(p, ddp["state"][name], atol=1e-5), name
-    assert ddp["losses"] == pytest.approx(history["train"], abs=1e-5)  # logged: the global batch's loss
+    assert ddp["losses"] == pytest.approx(
+        history["train"], abs=1e-5
+    )  # logged: the global batch's loss
 
 
 def test_each_process_takes_its_slice_of_the_global_batch():
@@ -185,18 +244,70 @@ def test_each_process_takes_its_slice_of_the_global_batch():
 
 def test_training_on_gpt2_tokens():
     torch.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=50_257, pad_vocab_to=64, block_size=16, n_layer=1, n_head=2, n_embd=16, dropout=0.0))
-    trainer = Trainer(model, TrainConfig(max_steps=3, batch_size=4, warmup_steps=1, eval_interval=3, eval_batches=1, tokenizer="gpt2"))
+    model = GPT(
+        GPTConfig(
+            vocab_size=50_257,
+            pad_vocab_to=64,
+            block_size=16,
+            n_layer=1,
+            n_head=2,
+            n_embd=16,
+            dropout=0.0,
+        )
+    )
+    trainer = Trainer(
+        model,
+        TrainConfig(
+            max_steps=3,
+            batch_size=4,
+            warmup_steps=1,
+            eval_interval=3,
+            eval_batches=1,
+            tokenizer="gpt2",
+        ),
+    )
     history = trainer.train(progress=False)
-    assert history["train"][0] == pytest.approx(math.log(50_257), abs=0.5) and len(history["val"]) == 1
+    assert (
+        history["train"][0] == pytest.approx(math.log(50_257), abs=0.5) and len(history["val"]) == 1
+    )
 
 
 def test_torchrun_runs_the_cli_on_two_processes(tmp_path):
     # The chapter's command, on the CPU: torchrun starts two processes, which meet over gloo.
-    args = ["--preset", "book-tiny", "--out", str(tmp_path / "run"), "--max-steps", "4", "--warmup-steps", "1",
-            "--eval-interval", "2", "--eval-batches", "1", "--batch-size", "4", "--device", "cpu"]  # fmt: skip
-    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port", str(_free_port()),
-                          "-m", "gptbook.train", *args], capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+    args = [
+        "--preset",
+        "book-tiny",
+        "--out",
+        str(tmp_path / "run"),
+        "--max-steps",
+        "4",
+        "--warmup-steps",
+        "1",
+        "--eval-interval",
+        "2",
+        "--eval-batches",
+        "1",
+        "--batch-size",
+        "4",
+        "--device",
+        "cpu",
+    ]
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node=2",
+            "--master_port",
+            str(_free_port()),
+            "-m",
+            "gptbook.train",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.count("step 4: train") == 1  # printed by rank 0 only
     assert GPT.load(tmp_path / "run").config == GPTConfig.preset("book-tiny")

@@ -57,7 +57,11 @@ def check_00_3(eval_windows: Callable) -> None:
     ids = torch.randperm(53)
     for block in (1, 5, 13, 52):
         got = call("0.3", eval_windows, ids, block)
-        expect(isinstance(got, tuple) and len(got) == 2, "0.3", f"return a pair (X, Y), got {type(got).__name__}.")
+        expect(
+            isinstance(got, tuple) and len(got) == 2,
+            "0.3",
+            f"return a pair (X, Y), got {type(got).__name__}.",
+        )
         x, y = (torch.as_tensor(t) for t in got)
         n = (len(ids) - 1) // block
         expect(

@@ -36,7 +36,11 @@ def check_01_1(bigram_counts: Callable) -> None:
 
 def _toy_bigram() -> NGram:
     model = NGram(5, 2, smoothing=0)
-    model.counts.copy_(torch.tensor([[1.0, 6, 2, 1, 0], [4, 0, 3, 2, 1], [1, 1, 1, 1, 6], [8, 1, 0, 1, 0], [2, 2, 2, 2, 2]]))
+    model.counts.copy_(
+        torch.tensor(
+            [[1.0, 6, 2, 1, 0], [4, 0, 3, 2, 1], [1, 1, 1, 1, 6], [8, 1, 0, 1, 0], [2, 2, 2, 2, 2]]
+        )
+    )
     model.log_probs = model.probs().log()
     return model
 
@@ -46,7 +50,11 @@ def check_01_2(generate: Callable) -> None:
     model, n = _toy_bigram(), 20_000
     start = torch.zeros(n, 1, dtype=torch.long)
     out = torch.as_tensor(call("1.2", generate, model, start[:3], 4, 1.0))
-    expect(out.shape == (3, 5), "1.2", f"3 rows of 1 token plus 4 new ones is shape (3, 5), got {tuple(out.shape)}.")
+    expect(
+        out.shape == (3, 5),
+        "1.2",
+        f"3 rows of 1 token plus 4 new ones is shape (3, 5), got {tuple(out.shape)}.",
+    )
     expect(bool((out[:, 0] == 0).all()), "1.2", "the prompt must stay at the start of each row.")
     greedy = torch.as_tensor(call("1.2", generate, model, start[:2], 6, 0.0))
     expect(
@@ -78,7 +86,11 @@ def check_01_3(remask: Callable) -> None:
         confidence = torch.rand(8, 7, generator=g)
         want = nar.remask_lowest(tokens, confidence, n_mask, 26)
         got = torch.as_tensor(call("1.3", remask, tokens.clone(), confidence.clone(), n_mask, 26))
-        expect(got.shape == tokens.shape, "1.3", f"keep the shape {tuple(tokens.shape)}, got {tuple(got.shape)}.")
+        expect(
+            got.shape == tokens.shape,
+            "1.3",
+            f"keep the shape {tuple(tokens.shape)}, got {tuple(got.shape)}.",
+        )
         expect(
             bool(((got == 26).sum(1) == n_mask).all()),
             "1.3",
@@ -112,5 +124,9 @@ def check_01_4(speculative_parts: Callable) -> None:
         )
         # What makes the rule exact: P(output = x) = q(x) accept(x) + P(reject) residual(x) = p(x).
         rejected = 1 - (q.double() * accept).sum()
-        expect(torch.allclose(q.double() * accept + rejected * resid, p.double(), atol=1e-6), "1.4", "the output is not distributed as p.")
+        expect(
+            torch.allclose(q.double() * accept + rejected * resid, p.double(), atol=1e-6),
+            "1.4",
+            "the output is not distributed as p.",
+        )
     passed("1.4", "draft-then-verify samples exactly from the target p")

@@ -29,7 +29,13 @@ def check_02_1(get_pair_counts: Callable) -> None:
 
 def check_02_2(merge_pair: Callable) -> None:
     """2.2 — ``merge_pair(ids, pair, new_id) -> ids``: one BPE merge."""
-    for ids, pair in [([1, 2, 3, 1, 2], (1, 2)), ([5, 5, 5], (5, 5)), ([5, 5, 5, 5], (5, 5)), ([1, 2], (2, 1)), ([], (1, 2))]:
+    for ids, pair in [
+        ([1, 2, 3, 1, 2], (1, 2)),
+        ([5, 5, 5], (5, 5)),
+        ([5, 5, 5, 5], (5, 5)),
+        ([1, 2], (2, 1)),
+        ([], (1, 2)),
+    ]:
         got = list(call("2.2", merge_pair, list(ids), pair, 99))
         want = bpe.merge(ids, pair, 99)
         expect(
@@ -48,7 +54,11 @@ def check_02_3(one_hot_lookup: Callable) -> None:
     for shape in [(5,), (2, 3)]:
         ids = torch.randint(11, shape, generator=g)
         got = torch.as_tensor(call("2.3", one_hot_lookup, ids, weight))
-        expect(got.shape == (*shape, 4), "2.3", f"ids of shape {shape} embed to shape {(*shape, 4)}, got {tuple(got.shape)}.")
+        expect(
+            got.shape == (*shape, 4),
+            "2.3",
+            f"ids of shape {shape} embed to shape {(*shape, 4)}, got {tuple(got.shape)}.",
+        )
         expect(
             torch.allclose(got.double(), weight[ids]),
             "2.3",
@@ -71,8 +81,19 @@ def check_02_4(tie: Callable) -> None:
         "assign the Parameter: head.weight = embedding.weight.",
     )
     after = sum(p.numel() for p in model.parameters())
-    expect(after == before - 13 * 6, "2.4", f"tying should save 13 × 6 = 78 parameters; saved {before - after}.")
+    expect(
+        after == before - 13 * 6,
+        "2.4",
+        f"tying should save 13 × 6 = 78 parameters; saved {before - after}.",
+    )
     logits = head(embedding(torch.tensor([1, 2])))
     logits.sum().backward()
-    expect(embedding.weight.grad is not None, "2.4", "gradients from the head must reach the shared matrix.")
-    passed("2.4", f"the head and the embedding share one (13, 6) matrix: {before - after} parameters saved")
+    expect(
+        embedding.weight.grad is not None,
+        "2.4",
+        "gradients from the head must reach the shared matrix.",
+    )
+    passed(
+        "2.4",
+        f"the head and the embedding share one (13, 6) matrix: {before - after} parameters saved",
+    )

@@ -32,7 +32,9 @@ def check_03_2(rope: Callable) -> None:
     for positions in (torch.arange(7), torch.arange(20, 27)):
         got = torch.as_tensor(call("3.2", rope, x.clone(), positions)).double()
         want = positional.apply_rope(x, positions)
-        expect(got.shape == x.shape, "3.2", f"keep the shape {tuple(x.shape)}, got {tuple(got.shape)}.")
+        expect(
+            got.shape == x.shape, "3.2", f"keep the shape {tuple(x.shape)}, got {tuple(got.shape)}."
+        )
         expect(
             torch.allclose(got, want, atol=1e-6),
             "3.2",
@@ -62,17 +64,36 @@ def check_03_3(rotation_for_offset: Callable) -> None:
 def check_03_4(make_table: Callable) -> None:
     """3.4 — ``make_table(max_len, d)``: a module whose ``forward(T)`` gives (T, d) and refuses T > max_len."""
     table = call("3.4", make_table, 8, 4)
-    expect(isinstance(table, torch.nn.Module), "3.4", "return an nn.Module, so the table's parameters are trained.")
+    expect(
+        isinstance(table, torch.nn.Module),
+        "3.4",
+        "return an nn.Module, so the table's parameters are trained.",
+    )
     n_params = sum(p.numel() for p in table.parameters())
-    expect(n_params == 32, "3.4", f"a table of 8 positions × 4 features has 32 parameters, yours has {n_params}.")
+    expect(
+        n_params == 32,
+        "3.4",
+        f"a table of 8 positions × 4 features has 32 parameters, yours has {n_params}.",
+    )
     out = torch.as_tensor(call("3.4", table, 5))
-    expect(out.shape == (5, 4), "3.4", f"table(5) should have shape (5, 4), got {tuple(out.shape)}.")
+    expect(
+        out.shape == (5, 4), "3.4", f"table(5) should have shape (5, 4), got {tuple(out.shape)}."
+    )
     try:
         table(9)
     except ValueError as err:
-        expect("8" in str(err), "3.4", f"say what the limit is: your message was {str(err)!r}.", "mention max_len (8).")
+        expect(
+            "8" in str(err),
+            "3.4",
+            f"say what the limit is: your message was {str(err)!r}.",
+            "mention max_len (8).",
+        )
     except Exception as err:  # noqa: BLE001
-        expect(False, "3.4", f"table(9) raised {type(err).__name__}; raise a ValueError that names the limit.")
+        expect(
+            False,
+            "3.4",
+            f"table(9) raised {type(err).__name__}; raise a ValueError that names the limit.",
+        )
     else:
         expect(False, "3.4", "table(9) must raise a ValueError: position 8 has no learned vector.")
     passed("3.4", "a learned table, with a clear error past its end")

@@ -12,8 +12,14 @@ from ._grading import call, expect, passed
 
 def _bool_mask(exercise: str, got, T: int) -> torch.Tensor:
     got = torch.as_tensor(got)
-    expect(got.shape == (T, T), exercise, f"expected a ({T}, {T}) mask, got shape {tuple(got.shape)}.")
-    expect(got.dtype == torch.bool, exercise, f"return a boolean mask (True = may attend), got {got.dtype}.")
+    expect(
+        got.shape == (T, T), exercise, f"expected a ({T}, {T}) mask, got shape {tuple(got.shape)}."
+    )
+    expect(
+        got.dtype == torch.bool,
+        exercise,
+        f"return a boolean mask (True = may attend), got {got.dtype}.",
+    )
     return got
 
 
@@ -33,11 +39,19 @@ def check_04_1(causal: Callable) -> None:
 def check_04_2(attend: Callable) -> None:
     """4.2 — ``attend(q, k, v, mask)``: one head of scaled dot-product attention."""
     g = torch.Generator().manual_seed(4)
-    q, k, v = torch.randn(6, 8, generator=g, dtype=torch.float64), torch.randn(6, 8, generator=g, dtype=torch.float64), torch.randn(6, 3, generator=g, dtype=torch.float64)
+    q, k, v = (
+        torch.randn(6, 8, generator=g, dtype=torch.float64),
+        torch.randn(6, 8, generator=g, dtype=torch.float64),
+        torch.randn(6, 3, generator=g, dtype=torch.float64),
+    )
     for mask in (None, attention.causal_mask(6)):
         got = torch.as_tensor(call("4.2", attend, q, k, v, mask)).double()
         want = attention.scaled_dot_product_attention(q, k, v, mask)
-        expect(got.shape == (6, 3), "4.2", f"the output has one row per query and v's width: (6, 3), got {tuple(got.shape)}.")
+        expect(
+            got.shape == (6, 3),
+            "4.2",
+            f"the output has one row per query and v's width: (6, 3), got {tuple(got.shape)}.",
+        )
         unscaled = attention.scaled_dot_product_attention(q * 8**0.5, k, v, mask)
         expect(
             not torch.allclose(got, unscaled, atol=1e-6),
@@ -57,7 +71,11 @@ def check_04_3(split_heads: Callable, merge_heads: Callable) -> None:
     """4.3 — ``split_heads(x, n_heads)`` (B, T, C) -> (B, H, T, C/H), and ``merge_heads`` back."""
     x = torch.arange(2 * 5 * 12, dtype=torch.float32).view(2, 5, 12)
     heads = torch.as_tensor(call("4.3", split_heads, x, 3))
-    expect(heads.shape == (2, 3, 5, 4), "4.3", f"split_heads should give (2, 3, 5, 4), got {tuple(heads.shape)}.")
+    expect(
+        heads.shape == (2, 3, 5, 4),
+        "4.3",
+        f"split_heads should give (2, 3, 5, 4), got {tuple(heads.shape)}.",
+    )
     expect(
         torch.equal(heads[:, 1], x[..., 4:8]),
         "4.3",
@@ -65,7 +83,11 @@ def check_04_3(split_heads: Callable, merge_heads: Callable) -> None:
         "x.view(B, T, H, C // H).transpose(1, 2)",
     )
     back = torch.as_tensor(call("4.3", merge_heads, heads))
-    expect(back.shape == x.shape and torch.equal(back, x), "4.3", "merge_heads(split_heads(x)) must give x back.")
+    expect(
+        back.shape == x.shape and torch.equal(back, x),
+        "4.3",
+        "merge_heads(split_heads(x)) must give x back.",
+    )
     passed("4.3", "heads split and merge without mixing features")
 
 

@@ -20,7 +20,11 @@ def check_05_1(post_ln_block: Callable) -> None:
     with torch.no_grad():
         got = torch.as_tensor(call("5.1", post_ln_block, x, block))
         want = block(x)
-    expect(got.shape == x.shape, "5.1", f"a block keeps the shape {tuple(x.shape)}, got {tuple(got.shape)}.")
+    expect(
+        got.shape == x.shape,
+        "5.1",
+        f"a block keeps the shape {tuple(x.shape)}, got {tuple(got.shape)}.",
+    )
     expect(
         torch.allclose(got, want, atol=1e-5),
         "5.1",
@@ -32,9 +36,24 @@ def check_05_1(post_ln_block: Callable) -> None:
 
 def check_05_2(schedule: Callable) -> None:
     """5.2 — ``schedule(step, max_steps, warmup_steps, lr, min_lr_ratio)``: warmup, then cosine."""
-    for max_steps, warmup, lr, ratio in [(100, 10, 1.0, 0.1), (50, 0, 3e-4, 0.0), (1000, 200, 6e-4, 0.1)]:
+    for max_steps, warmup, lr, ratio in [
+        (100, 10, 1.0, 0.1),
+        (50, 0, 3e-4, 0.0),
+        (1000, 200, 6e-4, 0.1),
+    ]:
         cfg = TrainConfig(max_steps=max_steps, warmup_steps=warmup, lr=lr, min_lr_ratio=ratio)
-        for step in sorted({0, 1, warmup // 2, max(warmup - 1, 0), warmup, (warmup + max_steps) // 2, max_steps - 1, max_steps}):
+        for step in sorted(
+            {
+                0,
+                1,
+                warmup // 2,
+                max(warmup - 1, 0),
+                warmup,
+                (warmup + max_steps) // 2,
+                max_steps - 1,
+                max_steps,
+            }
+        ):
             got = float(call("5.2", schedule, step, max_steps, warmup, lr, ratio))
             want = lr_at(step, cfg)
             expect(
@@ -51,7 +70,15 @@ def check_05_3(count_parameters: Callable) -> None:
     for dims in [(84, 64, 2, 64), (40_478, 512, 12, 768), (1000, 128, 3, 96)]:
         got = int(call("5.3", count_parameters, *dims))
         with torch.device("meta"):
-            want = GPT(GPTConfig(vocab_size=dims[0], block_size=dims[1], n_layer=dims[2], n_embd=dims[3], n_head=4)).num_params()
+            want = GPT(
+                GPTConfig(
+                    vocab_size=dims[0],
+                    block_size=dims[1],
+                    n_layer=dims[2],
+                    n_embd=dims[3],
+                    n_head=4,
+                )
+            ).num_params()
         expect(
             got == want,
             "5.3",
@@ -67,7 +94,11 @@ def check_05_4(batch_loss: Callable) -> None:
     logits, targets = torch.randn(3, 5, 11, generator=g) * 3, torch.randint(11, (3, 5), generator=g)
     got = torch.as_tensor(call("5.4", batch_loss, logits, targets)).float()
     want = F.cross_entropy(logits.view(-1, 11), targets.view(-1))
-    expect(got.numel() == 1, "5.4", f"return one number (the mean over all B·T positions), got shape {tuple(got.shape)}.")
+    expect(
+        got.numel() == 1,
+        "5.4",
+        f"return one number (the mean over all B·T positions), got shape {tuple(got.shape)}.",
+    )
     expect(
         torch.allclose(got, want, atol=1e-5),
         "5.4",
