@@ -36,6 +36,7 @@ test: data lint unit notebooks book-strict rendered
 
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 unit: setup
 	$(BIN)/pytest tests -m "not browser"

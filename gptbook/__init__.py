@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 _SUBMODULES = (
     "assets",
@@ -21,6 +21,7 @@ _SUBMODULES = (
     "data",
     "embeddings",
     "exercises",
+    "files",
     "lm",
     "measure",
     "model",
@@ -47,6 +48,7 @@ if TYPE_CHECKING:  # pragma: no cover
         data,
         embeddings,
         exercises,
+        files,
         lm,
         measure,
         model,

@@ -11,13 +11,12 @@ SHA-256, a licence and *sources*, tried in order:
 :func:`fetch` downloads an asset once into the cache (``GPTBOOK_CACHE``, else
 ``data/cache/`` in a checkout of the book, else ``~/.cache/gptbook``), verifies its
 hash, and returns its path. A cached file whose hash is wrong is fetched again.
-Writes are atomic and locked, so notebooks running side by side can share the cache.
+Writes are atomic and locked (:mod:`gptbook.files`), so notebooks running side by side can
+share the cache.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
 import os
 import subprocess
@@ -27,9 +26,10 @@ import tempfile
 import urllib.request
 import warnings
 import zipfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from .files import atomic_write, locked, sha256_of
 
 MANIFEST = Path(__file__).with_name("manifest.json")
 _CHUNK = 1 << 20
@@ -65,14 +65,6 @@ def cache_dir() -> Path:
     if (checkout_data / "manifest.json").is_file():
         return checkout_data / "cache"
     return Path.home() / ".cache" / "gptbook"
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def describe(source: dict) -> str:
@@ -113,7 +105,9 @@ def _fetch_from_sources(asset: Asset, target: Path, *, quiet: bool) -> Path:
                 digest = sha256_of(got)
                 if digest != asset.sha256:
                     raise FetchError(f"SHA-256 is {digest}, expected {asset.sha256}")
-                os.replace(got, target)  # atomic: readers see the old file or the whole new one
+                atomic_write(
+                    target, lambda tmp, got=got: os.replace(got, tmp)
+                )  # whole or not at all
                 return target
             except Exception as err:  # noqa: BLE001 — every failure is reported below
                 tried.append(f"  - {describe(source)}: {type(err).__name__}: {err}")
@@ -177,19 +171,3 @@ def _extract(archive: Path, member: str, workdir: Path) -> Path:
                     dest.write_bytes(tf.extractfile(info).read())
                     return dest
     raise FetchError(f"{archive.name} has no file {member}")
-
-
-@contextlib.contextmanager
-def locked(target: Path) -> Iterator[None]:
-    """Hold an exclusive lock beside ``target`` (POSIX); elsewhere, no lock."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: atomic replace still keeps readers safe
-        yield
-        return
-    with open(target.with_name(target.name + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)

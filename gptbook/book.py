@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ._version import __version__
+
 T = TypeVar("T")
 
 SCALES = ("quick", "full")
@@ -117,8 +119,6 @@ def setup(seed: int = 0) -> None:
     Prints one line that says what was chosen, e.g.
     ``gptbook 0.1.0 · device cpu · scale quick · seed 0``.
     """
-    from . import __version__
-
     line = f"gptbook {__version__} · device {device()} · scale {scale()} · seed {seed}"
     seed_everything(seed)
     plot_style()

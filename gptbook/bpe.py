@@ -17,18 +17,16 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
 import regex
 
-#: GPT-2's pre-tokenisation regex, as published: contractions, letters, numbers,
-#: other symbols (each optionally after one space), then runs of whitespace.
-GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
-#: GPT-2's one special token, which separates documents.
-END_OF_TEXT = "<|endoftext|>"
+from .files import write_text
+from .tokenizers import END_OF_TEXT, GPT2_PATTERN
+
+__all__ = ["END_OF_TEXT", "GPT2_PATTERN", "ByteBPE", "merge", "pair_counts"]
 
 
 def pair_counts(words: dict[tuple[int, ...], int]) -> Counter:
@@ -224,9 +222,7 @@ class ByteBPE:
             ],
             "merges": self.merges,
         }
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(state), encoding="utf-8")
-        os.replace(tmp, path)
+        write_text(path, json.dumps(state))
 
     @classmethod
     def load(cls, path: str | Path) -> ByteBPE:

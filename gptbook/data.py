@@ -19,13 +19,13 @@ import argparse
 import configparser
 import functools
 import hashlib
-import os
 import re
 import tarfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .assets import FetchError, cache_dir, fetch, locked, manifest
+from .assets import FetchError, cache_dir, fetch, manifest
+from .files import atomic_write, locked
 
 if TYPE_CHECKING:
     import datasets
@@ -157,9 +157,7 @@ def token_file(split: str, tokenizer: str = "char") -> Path:
             ids = np.array(enc.encode(text(split)), dtype=np.int64)
             if ids.max(initial=0) > np.iinfo(np.uint16).max:
                 raise ValueError(f"token ids up to {ids.max()} do not fit in uint16")
-            tmp = path.with_name(path.name + ".tmp")
-            ids.astype(np.uint16).tofile(tmp)
-            os.replace(tmp, path)
+            atomic_write(path, ids.astype(np.uint16).tofile)
     return path
 
 

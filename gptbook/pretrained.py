@@ -20,7 +20,8 @@ from pathlib import Path
 import torch
 
 from . import book, data
-from .assets import cache_dir, locked
+from .assets import cache_dir
+from .files import locked
 from .model import GPT, GPTConfig
 from .train import TrainConfig, Trainer
 

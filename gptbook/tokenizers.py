@@ -1,8 +1,7 @@
 """Tokenizers: text to integer ids and back.
 
 Introduced in chapter 0 (characters, and GPT-2's tokenizer as a tool); chapter 2
-builds byte-level BPE from scratch in :mod:`gptbook.bpe` (:class:`ByteBPE`, also
-importable from here).
+builds byte-level BPE from scratch in :mod:`gptbook.bpe`.
 
 - :class:`CharTokenizer`: one id per character, the vocabulary of a given text.
 - :func:`gpt2_tokenizer`: GPT-2's byte-level BPE as a ``tiktoken.Encoding`` with ids
@@ -19,15 +18,19 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .bpe import END_OF_TEXT, GPT2_PATTERN, ByteBPE
-
 if TYPE_CHECKING:
     import tiktoken
+
+#: GPT-2's pre-tokenisation regex, as published: contractions, letters, numbers,
+#: other symbols (each optionally after one space), then runs of whitespace. A run of
+#: digits stays one piece (later encodings such as cl100k split it into 1-3 digits).
+GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+#: GPT-2's one special token, which separates documents.
+END_OF_TEXT = "<|endoftext|>"
 
 __all__ = [
     "END_OF_TEXT",
     "GPT2_PATTERN",
-    "ByteBPE",
     "CharTokenizer",
     "gpt2_tokenizer",
     "read_tiktoken_ranks",

@@ -83,3 +83,44 @@ def test_wheel_carries_the_manifest(root, tmp_path):
     with zipfile.ZipFile(wheel) as zf:
         assert zf.read("gptbook/manifest.json") == (root / "data" / "manifest.json").read_bytes()
         assert "gptbook/book.py" in zf.namelist()
+
+
+def _chapter_of(path) -> int | None:
+    """The chapter a module belongs to: its docstring's "Introduced in chapter N", or chNN.py."""
+    if re.fullmatch(r"ch\d\d\.py", path.name):
+        return int(path.name[2:4])
+    found = re.search(r"Introduced in chapter (\d+)", path.read_text())
+    return int(found[1]) if found else None
+
+
+def _gptbook_imports(path) -> set[str]:
+    """The gptbook modules a file imports, anywhere in it (functions included)."""
+    import ast
+
+    parts = [] if path.parent.name == "gptbook" else [path.parent.name]  # gptbook.exercises
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = parts[: len(parts) + 1 - node.level]
+            if node.module:
+                names.add(".".join([*base, *node.module.split(".")]).split(".")[0])
+            else:
+                names.update(".".join([*base, a.name]).split(".")[0] for a in node.names)
+    return {n for n in names if n and not n.startswith("_")}
+
+
+def test_modules_import_only_earlier_chapters(root):
+    """A module of chapter N imports only modules of chapters ≤ N (shared/DESIGN §3)."""
+    modules = {p.stem: _chapter_of(p) for p in (root / "gptbook").glob("*.py")}
+    files = [*(root / "gptbook").glob("*.py"), *(root / "gptbook" / "exercises").glob("ch*.py")]
+    late = []
+    for path in files:
+        chapter = _chapter_of(path)
+        if chapter is None:
+            continue
+        for name in _gptbook_imports(path):
+            if modules.get(name) is not None and modules[name] > chapter:
+                late.append(
+                    f"{path.name} (chapter {chapter}) imports {name} (chapter {modules[name]})"
+                )
+    assert not late, "\n".join(late)

@@ -1,0 +1,121 @@
+"""Files written whole or not at all, their hashes, and locks that let processes share a cache.
+
+Introduced in chapter 0, with the data cache. Every file gptbook writes (assets, token files,
+tokenizers, models, checkpoints) goes through :func:`atomic_write`: the content goes to a
+temporary file with a unique name beside the target, is flushed to the disk, and only then
+takes the target's name in one atomic rename. A reader sees the old file or the whole new
+one, never a part; a failed write (a full disk, no permission) leaves the old file as it was;
+several processes writing the same path never collide.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+#: Files are readable by everyone (a shared cache), writable by their owner.
+FILE_MODE = 0o644
+_CHUNK = 1 << 20
+
+
+def sha256_of(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes, as 64 hex digits (read in chunks: any size)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def fsync_dir(folder: str | Path) -> None:
+    """Make a rename inside ``folder`` durable (POSIX; a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_failed(path: Path, err: OSError) -> OSError:
+    """The error to raise when writing ``path`` failed: what happened, and what to do."""
+    fix = {
+        errno.ENOSPC: "free some disk space, or write somewhere else",
+        errno.EDQUOT: "free some of your disk quota, or write somewhere else",
+        errno.EACCES: "choose a folder you may write to",
+        errno.EROFS: "the file system is read-only: choose a folder you may write to",
+    }.get(err.errno, "check the folder and try again")
+    message = (
+        f"could not write {path}: {err.strerror or err}; any previous file is unchanged ({fix})"
+    )
+    return OSError(err.errno, message)
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
+    """Create or replace ``path`` atomically: ``write(tmp)`` fills a temporary file, which then
+    becomes ``path``. Returns ``path``.
+
+    ``write`` receives the temporary file's path (for libraries that write to a path, such as
+    safetensors). On any failure the temporary file is removed and ``path`` is untouched.
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        raise write_failed(path, err) from err
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        write(tmp)
+        os.chmod(tmp, FILE_MODE)  # mkstemp (and safetensors) make 0600 files
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise write_failed(path, err) from err
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+    return path
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically."""
+    return atomic_write(path, lambda tmp: tmp.write_bytes(data))
+
+
+@contextlib.contextmanager
+def locked(target: str | Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``target`` (a file ``target.lock`` beside it; POSIX).
+
+    Where locks are not available (Windows), atomic writes still keep readers safe.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    target = Path(target)
+    with open(target.with_name(target.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
