@@ -88,35 +88,35 @@ class MultiHeadAttention(nn.Module):
 
     def __init__(
         self,
-        d_model: int,
-        n_heads: int,
+        n_embd: int,
+        n_head: int,
         causal: bool = True,
         dropout: float = 0.0,
         bias: bool = True,
         backend: str = "torch",
     ):
         super().__init__()
-        if d_model % n_heads:
+        if n_embd % n_head:
             raise ValueError(
-                f"d_model={d_model} is not divisible by n_heads={n_heads}; "
-                "choose n_heads that divides it (each head gets d_model / n_heads features)"
+                f"n_embd={n_embd} is not divisible by n_head={n_head}; "
+                "choose n_head that divides it (each head gets n_embd / n_head features)"
             )
         if backend not in BACKENDS:
             raise ValueError(f"backend={backend!r}: use one of {', '.join(BACKENDS)}")
-        self.d_model, self.n_heads, self.causal, self.dropout, self.backend = (
-            d_model,
-            n_heads,
+        self.n_embd, self.n_head, self.causal, self.dropout, self.backend = (
+            n_embd,
+            n_head,
             causal,
             dropout,
             backend,
         )
-        self.qkv = nn.Linear(d_model, 3 * d_model, bias=bias)
-        self.proj = nn.Linear(d_model, d_model, bias=bias)
+        self.qkv = nn.Linear(n_embd, 3 * n_embd, bias=bias)
+        self.proj = nn.Linear(n_embd, n_embd, bias=bias)
 
     def split_heads(self, x: torch.Tensor) -> torch.Tensor:
         """(B, T, C) -> (B, H, T, C/H)."""
         B, T, C = x.shape
-        return x.view(B, T, self.n_heads, C // self.n_heads).transpose(1, 2)
+        return x.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
 
     @staticmethod
     def merge_heads(x: torch.Tensor) -> torch.Tensor:
@@ -128,11 +128,11 @@ class MultiHeadAttention(nn.Module):
         self, x: torch.Tensor, mask: torch.Tensor | None = None, return_weights: bool = False
     ):
         """Self-attention over x (B, T, C): (B, T, C), and the weights (B, H, T, T) if asked."""
-        if x.ndim != 3 or x.shape[-1] != self.d_model:
-            raise ValueError(f"expected input (B, T, {self.d_model}), got {tuple(x.shape)}")
+        if x.ndim != 3 or x.shape[-1] != self.n_embd:
+            raise ValueError(f"expected input (B, T, {self.n_embd}), got {tuple(x.shape)}")
         T = x.shape[1]
         q, k, v = (
-            self.split_heads(t) for t in self.qkv(x).split(self.d_model, dim=-1)
+            self.split_heads(t) for t in self.qkv(x).split(self.n_embd, dim=-1)
         )  # (B, H, T, D)
         p = self.dropout if self.training else 0.0
         if self.backend == "torch" and not return_weights and mask is None:

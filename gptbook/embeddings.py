@@ -31,8 +31,8 @@ def tie_weights(embedding: nn.Embedding, head: nn.Linear) -> None:
     if head.weight.shape != embedding.weight.shape:
         raise ValueError(
             f"cannot tie a head of shape {tuple(head.weight.shape)} to embeddings "
-            f"{tuple(embedding.weight.shape)}: the head must map d_model to the vocabulary, "
-            "nn.Linear(d_model, vocab_size, bias=False)"
+            f"{tuple(embedding.weight.shape)}: the head must map n_embd to the vocabulary, "
+            "nn.Linear(n_embd, vocab_size, bias=False)"
         )
     head.weight = embedding.weight
 
@@ -45,12 +45,12 @@ class EmbeddingBigram(nn.Module):
     embedding space worth looking at.
     """
 
-    def __init__(self, vocab_size: int, d_model: int, tied: bool = True):
+    def __init__(self, vocab_size: int, n_embd: int, tied: bool = True):
         super().__init__()
         self.block_size = 1
-        self.embed = nn.Embedding(vocab_size, d_model)
-        self.mix = nn.Linear(d_model, d_model)
-        self.head = nn.Linear(d_model, vocab_size, bias=False)
+        self.embed = nn.Embedding(vocab_size, n_embd)
+        self.mix = nn.Linear(n_embd, n_embd)
+        self.head = nn.Linear(n_embd, vocab_size, bias=False)
         nn.init.normal_(self.embed.weight, std=0.02)
         if tied:
             tie_weights(self.embed, self.head)

@@ -18,6 +18,10 @@ import math
 import torch
 import torch.nn.functional as F
 
+#: The target that the loss skips: positions with no answer (a copy task's first steps; a
+#: prompt's tokens when only the answer is trained, chapter 11). PyTorch's own default.
+IGNORE_INDEX = -100
+
 
 def uniform_loss(vocab_size: int) -> float:
     """The cross-entropy of the uniform distribution over ``vocab_size`` tokens: ln V nats."""
@@ -27,12 +31,15 @@ def uniform_loss(vocab_size: int) -> float:
 
 
 def cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Mean negative log-likelihood (nats) of ``targets`` (B, T) under ``logits`` (B, T, V)."""
+    """Mean negative log-likelihood (nats) of ``targets`` (B, T) under ``logits`` (B, T, V).
+
+    Positions whose target is :data:`IGNORE_INDEX` are left out of the mean.
+    """
     if logits.shape[:-1] != targets.shape:
         raise ValueError(
             f"logits {tuple(logits.shape)} must be targets' shape {tuple(targets.shape)} plus V"
         )
-    return F.cross_entropy(logits.flatten(0, -2), targets.flatten())
+    return F.cross_entropy(logits.flatten(0, -2), targets.flatten(), ignore_index=IGNORE_INDEX)
 
 
 def windows(ids: torch.Tensor, block_size: int) -> tuple[torch.Tensor, torch.Tensor]:

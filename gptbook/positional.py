@@ -39,21 +39,21 @@ def sinusoidal(T: int, d: int, base: float = 10_000.0) -> torch.Tensor:
 
 
 class LearnedPositional(nn.Module):
-    """A learned vector for each position 0..max_len-1, as in GPT-1/2/3: a (max_len, d) table."""
+    """A learned vector for each position 0..block_size-1, as in GPT-1/2/3: a (block_size, n_embd) table."""
 
-    def __init__(self, max_len: int, d: int):
+    def __init__(self, block_size: int, n_embd: int):
         super().__init__()
-        self.max_len = max_len
-        self.table = nn.Embedding(max_len, d)
+        self.block_size = block_size
+        self.table = nn.Embedding(block_size, n_embd)
         nn.init.normal_(self.table.weight, std=0.02)
 
     def forward(self, T: int) -> torch.Tensor:
-        """The vectors of positions 0..T-1: (T, d)."""
-        if T > self.max_len:
+        """The vectors of positions 0..T-1: (T, n_embd)."""
+        if T > self.block_size:
             raise ValueError(
-                f"position {T - 1} is beyond the learned table (max_len={self.max_len}): a learned "
-                "encoding has no vector for positions it never had; crop the input to max_len tokens "
-                "or build the table with a larger max_len (and train it)"
+                f"position {T - 1} is beyond the learned table (block_size={self.block_size}): a learned "
+                "encoding has no vector for positions it never had; crop the input to block_size tokens "
+                "or build the table with a larger block_size (and train it)"
             )
         return self.table.weight[:T]
 

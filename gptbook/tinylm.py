@@ -5,7 +5,7 @@ Introduced in chapter 3 for its experiments, where attention is still a black bo
 the real GPT. Pre-LN blocks: x + attention(LN(x)), then x + MLP(LN(x)).
 
 ``encoding`` is one of ``"none"``, ``"sinusoidal"``, ``"learned"`` (a table of
-``max_len`` positions) or ``"rope"`` (rotary, applied to queries and keys).
+``block_size`` positions) or ``"rope"`` (rotary, applied to queries and keys).
 """
 
 from __future__ import annotations
@@ -14,21 +14,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .lm import cross_entropy
+from .lm import IGNORE_INDEX, cross_entropy
 from .positional import LearnedPositional, apply_rope, sinusoidal
 
 ENCODINGS = ("none", "sinusoidal", "learned", "rope")
 
 
-class Block(nn.Module):
-    def __init__(self, d_model: int, n_heads: int, rope: bool):
+class TinyBlock(nn.Module):
+    def __init__(self, n_embd: int, n_head: int, rope: bool):
         super().__init__()
-        self.n_heads, self.rope = n_heads, rope
-        self.ln1, self.ln2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
-        self.qkv = nn.Linear(d_model, 3 * d_model)
-        self.proj = nn.Linear(d_model, d_model)
+        self.n_head, self.rope = n_head, rope
+        self.ln1, self.ln2 = nn.LayerNorm(n_embd), nn.LayerNorm(n_embd)
+        self.qkv = nn.Linear(n_embd, 3 * n_embd)
+        self.proj = nn.Linear(n_embd, n_embd)
         self.mlp = nn.Sequential(
-            nn.Linear(d_model, 4 * d_model), nn.GELU(), nn.Linear(4 * d_model, d_model)
+            nn.Linear(n_embd, 4 * n_embd), nn.GELU(), nn.Linear(4 * n_embd, n_embd)
         )
 
     def heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -36,7 +36,7 @@ class Block(nn.Module):
         B, T, C = x.shape
         q, k, v = (
             self.qkv(self.ln1(x))
-            .view(B, T, 3, self.n_heads, C // self.n_heads)
+            .view(B, T, 3, self.n_head, C // self.n_head)
             .permute(2, 0, 3, 1, 4)
         )
         if self.rope:
@@ -52,30 +52,30 @@ class Block(nn.Module):
 
 
 class TinyLM(nn.Module):
-    """Token embedding (+ positions) → ``n_layers`` pre-LN blocks → LN → logits."""
+    """Token embedding (+ positions) → ``n_layer`` pre-LN blocks → LN → logits."""
 
     def __init__(
         self,
         vocab_size: int,
         encoding: str = "learned",
-        d_model: int = 64,
-        n_heads: int = 4,
-        n_layers: int = 2,
-        max_len: int = 256,
+        n_embd: int = 64,
+        n_head: int = 4,
+        n_layer: int = 2,
+        block_size: int = 256,
     ):
         super().__init__()
         if encoding not in ENCODINGS:
             raise ValueError(f"encoding={encoding!r}: use one of {', '.join(ENCODINGS)}")
-        if d_model % n_heads:
-            raise ValueError(f"d_model={d_model} must be divisible by n_heads={n_heads}")
+        if n_embd % n_head:
+            raise ValueError(f"n_embd={n_embd} must be divisible by n_head={n_head}")
         self.encoding = encoding
-        self.embed = nn.Embedding(vocab_size, d_model)
-        self.positions = LearnedPositional(max_len, d_model) if encoding == "learned" else None
+        self.embed = nn.Embedding(vocab_size, n_embd)
+        self.positions = LearnedPositional(block_size, n_embd) if encoding == "learned" else None
         self.blocks = nn.ModuleList(
-            Block(d_model, n_heads, encoding == "rope") for _ in range(n_layers)
+            TinyBlock(n_embd, n_head, encoding == "rope") for _ in range(n_layer)
         )
-        self.ln = nn.LayerNorm(d_model)
-        self.head = nn.Linear(d_model, vocab_size)
+        self.ln = nn.LayerNorm(n_embd)
+        self.head = nn.Linear(n_embd, vocab_size)
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
         B, T = idx.shape
@@ -96,17 +96,17 @@ def lag_batch(
     """The copy-with-lag task: random tokens x (B, T); target y[:, t] = x[:, t - lag].
 
     Solving it needs the *relative* position t - lag. The first ``lag`` targets have
-    no answer and are set to -100, which the loss ignores.
+    no answer and are set to :data:`~gptbook.lm.IGNORE_INDEX`, which the loss skips.
     """
     x = torch.randint(vocab_size, (batch_size, T), generator=generator)
-    y = torch.full_like(x, -100)
+    y = torch.full_like(x, IGNORE_INDEX)
     y[:, lag:] = x[:, :-lag]
     return x, y
 
 
 @torch.no_grad()
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    """Share of the answerable positions (targets ≠ -100) where the argmax is right."""
+    """Share of the answerable positions (targets ≠ IGNORE_INDEX) where the argmax is right."""
     logits, _ = model(x)
-    answerable = y != -100
+    answerable = y != IGNORE_INDEX
     return (logits.argmax(-1)[answerable] == y[answerable]).float().mean().item()

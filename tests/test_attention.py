@@ -54,7 +54,7 @@ def test_masks():
 
 
 def _copy_into_torch(mha: A.MultiHeadAttention) -> torch.nn.MultiheadAttention:
-    ref = torch.nn.MultiheadAttention(mha.d_model, mha.n_heads, batch_first=True)
+    ref = torch.nn.MultiheadAttention(mha.n_embd, mha.n_head, batch_first=True)
     with torch.no_grad():
         ref.in_proj_weight.copy_(mha.qkv.weight)
         ref.in_proj_bias.copy_(mha.qkv.bias)
@@ -105,7 +105,7 @@ def test_split_and_merge_heads_round_trip():
 
 
 def test_bad_configurations():
-    with pytest.raises(ValueError, match="not divisible by n_heads=5"):
+    with pytest.raises(ValueError, match="not divisible by n_head=5"):
         A.MultiHeadAttention(32, 5)
     with pytest.raises(ValueError, match="backend='flash'"):
         A.MultiHeadAttention(32, 4, backend="flash")

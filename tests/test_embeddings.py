@@ -30,7 +30,7 @@ def test_tied_model_shares_and_saves_parameters():
     assert logits.shape == (1, 3, 50) and loss.item() == pytest.approx(
         torch.log(torch.tensor(50.0)).item(), abs=0.05
     )
-    with pytest.raises(ValueError, match="nn.Linear\\(d_model, vocab_size"):
+    with pytest.raises(ValueError, match="nn.Linear\\(n_embd, vocab_size"):
         embeddings.tie_weights(nn.Embedding(5, 3), nn.Linear(5, 3))
 
 

@@ -35,7 +35,7 @@ def test_learned_table_and_its_limit():
     learned = positional.LearnedPositional(10, 4)
     assert learned(6).shape == (6, 4) and learned(10).shape == (10, 4)
     with pytest.raises(
-        ValueError, match="position 10 is beyond the learned table \\(max_len=10\\)"
+        ValueError, match="position 10 is beyond the learned table \\(block_size=10\\)"
     ):
         learned(11)
 
@@ -85,7 +85,7 @@ def test_attention_without_positions_is_permutation_equivariant():
 
 def test_tinylm_is_causal_and_validates():
     for encoding in tinylm.ENCODINGS:
-        model = tinylm.TinyLM(11, encoding, max_len=12).eval()
+        model = tinylm.TinyLM(11, encoding, block_size=12).eval()
         x = torch.randint(11, (2, 12))
         y = x.clone()
         y[:, 8] = (y[:, 8] + 1) % 11
@@ -96,17 +96,17 @@ def test_tinylm_is_causal_and_validates():
     with pytest.raises(ValueError, match="use one of"):
         tinylm.TinyLM(5, "alibi")
     with pytest.raises(ValueError, match="divisible"):
-        tinylm.TinyLM(5, d_model=30, n_heads=4)
+        tinylm.TinyLM(5, n_embd=30, n_head=4)
     with pytest.raises(ValueError, match="beyond the learned table"):
-        tinylm.TinyLM(5, "learned", max_len=8)(torch.zeros(1, 9, dtype=torch.long))
+        tinylm.TinyLM(5, "learned", block_size=8)(torch.zeros(1, 9, dtype=torch.long))
 
 
 def test_lag_task_needs_positions():
     g = torch.Generator().manual_seed(0)
     x, y = tinylm.lag_batch(4, 10, 7, 3, g)
-    assert torch.equal(y[:, 3:], x[:, :-3]) and (y[:, :3] == -100).all()
+    assert torch.equal(y[:, 3:], x[:, :-3]) and (y[:, :3] == lm.IGNORE_INDEX).all()
     torch.manual_seed(0)
-    rope, none = tinylm.TinyLM(8, "rope", n_layers=1), tinylm.TinyLM(8, "none", n_layers=1)
+    rope, none = tinylm.TinyLM(8, "rope", n_layer=1), tinylm.TinyLM(8, "none", n_layer=1)
     for model in (rope, none):
         lm.fit(model, lambda: tinylm.lag_batch(32, 16, 8, 3, g), steps=200, lr=1e-2)
     test = tinylm.lag_batch(128, 16, 8, 3, torch.Generator().manual_seed(1))

@@ -68,7 +68,7 @@ def check_04_2(attend: Callable) -> None:
 
 
 def check_04_3(split_heads: Callable, merge_heads: Callable) -> None:
-    """4.3 — ``split_heads(x, n_heads)`` (B, T, C) -> (B, H, T, C/H), and ``merge_heads`` back."""
+    """4.3 — ``split_heads(x, n_head)`` (B, T, C) -> (B, H, T, C/H), and ``merge_heads`` back."""
     x = torch.arange(2 * 5 * 12, dtype=torch.float32).view(2, 5, 12)
     heads = torch.as_tensor(call("4.3", split_heads, x, 3))
     expect(
