@@ -105,9 +105,8 @@ def _fetch_from_sources(asset: Asset, target: Path, *, quiet: bool) -> Path:
                 digest = sha256_of(got)
                 if digest != asset.sha256:
                     raise FetchError(f"SHA-256 is {digest}, expected {asset.sha256}")
-                atomic_write(
-                    target, lambda tmp, got=got: os.replace(got, tmp)
-                )  # whole or not at all
+                # whole or not at all: readers see no file, or the verified one
+                atomic_write(target, lambda tmp, got=got: os.replace(got, tmp))
                 return target
             except Exception as err:  # noqa: BLE001 — every failure is reported below
                 tried.append(f"  - {describe(source)}: {type(err).__name__}: {err}")

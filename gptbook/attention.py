@@ -131,23 +131,18 @@ class MultiHeadAttention(nn.Module):
         if x.ndim != 3 or x.shape[-1] != self.n_embd:
             raise ValueError(f"expected input (B, T, {self.n_embd}), got {tuple(x.shape)}")
         T = x.shape[1]
-        q, k, v = (
-            self.split_heads(t) for t in self.qkv(x).split(self.n_embd, dim=-1)
-        )  # (B, H, T, D)
+        q, k, v = self.qkv(x).split(self.n_embd, dim=-1)  # (B, T, C) each
+        q, k, v = self.split_heads(q), self.split_heads(k), self.split_heads(v)  # (B, H, T, D)
         p = self.dropout if self.training else 0.0
-        if self.backend == "torch" and not return_weights and mask is None:
-            y, weights = (
-                F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=self.causal),
-                None,
-            )
+        weights = None
+        if self.backend == "torch" and not return_weights and mask is None:  # flash / fused
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=self.causal)
         else:
             if self.causal:
-                mask = causal_mask(T, x.device) if mask is None else mask & causal_mask(T, x.device)
+                causal = causal_mask(T, x.device)
+                mask = causal if mask is None else mask & causal
             if self.backend == "torch" and not return_weights:
-                y, weights = (
-                    F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p),
-                    None,
-                )
+                y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
             else:
                 y, weights = scaled_dot_product_attention(q, k, v, mask, p, return_weights=True)
         out = self.proj(self.merge_heads(y))  # (B, T, C)

@@ -39,9 +39,8 @@ class NGram(nn.Module):
             )
         self.vocab_size, self.n, self.smoothing, self.pad_id = vocab_size, n, smoothing, pad_id
         self.block_size = max(n - 1, 1)
-        self.register_buffer(
-            "counts", torch.zeros(vocab_size ** (n - 1), vocab_size)
-        )  # (contexts, V)
+        contexts = vocab_size ** (n - 1)
+        self.register_buffer("counts", torch.zeros(contexts, vocab_size))  # (contexts, V)
         self.register_buffer("log_probs", self.probs().log())  # (contexts, V), refreshed by fit()
 
     def context_ids(self, idx: torch.Tensor) -> torch.Tensor:

@@ -14,12 +14,14 @@ import contextlib
 import errno
 import hashlib
 import os
+import shutil
 import tempfile
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-#: Files are readable by everyone (a shared cache), writable by their owner.
-FILE_MODE = 0o644
+#: Files are readable by everyone (a shared cache), writable by their owner; folders likewise.
+FILE_MODE, DIR_MODE = 0o644, 0o755
 _CHUNK = 1 << 20
 
 
@@ -33,7 +35,7 @@ def sha256_of(path: str | Path) -> str:
 
 
 def fsync_dir(folder: str | Path) -> None:
-    """Make a rename inside ``folder`` durable (POSIX; a no-op where directories cannot be opened)."""
+    """Make a rename inside ``folder`` durable (POSIX; a no-op where folders cannot be opened)."""
     try:
         fd = os.open(folder, os.O_RDONLY)
     except OSError:
@@ -89,6 +91,50 @@ def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
         raise
     fsync_dir(path.parent)
     return path
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | Path) -> Iterator[Path]:
+    """Build a folder whole, then put it at ``path`` in one rename::
+
+        with atomic_dir(run / "step-000100") as tmp:
+            (tmp / "a.json").write_text(...)
+
+    The body fills a temporary folder beside ``path``; when it ends without error, every file
+    is flushed to the disk and the folder takes the name ``path``. If it fails, the temporary
+    folder is removed. An existing ``path`` is replaced: it is renamed aside first and deleted
+    after, so a crash at that instant leaves ``path`` missing rather than half-written (writers
+    that must never lose the old folder, like the Trainer, write a new name each time).
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    except OSError as err:
+        raise write_failed(path, err) from err
+    old = None
+    try:
+        yield tmp
+        for file in tmp.rglob("*"):
+            os.chmod(file, DIR_MODE if file.is_dir() else FILE_MODE)
+            if file.is_file():
+                with open(file, "rb+") as f:
+                    os.fsync(f.fileno())
+        os.chmod(tmp, DIR_MODE)
+        fsync_dir(tmp)
+        if path.exists():
+            old = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.old")
+            os.rename(path, old)
+        os.rename(tmp, path)
+    except OSError as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise write_failed(path, err) from err
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    fsync_dir(path.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def write_text(path: str | Path, text: str) -> Path:

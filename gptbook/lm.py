@@ -30,10 +30,39 @@ def uniform_loss(vocab_size: int) -> float:
     return math.log(vocab_size)
 
 
+def log_softmax(logits: torch.Tensor) -> torch.Tensor:
+    """log softmax over the last dimension, written out with the log-sum-exp trick.
+
+    log p_i = z_i - log Σ_j exp(z_j). Subtracting the largest logit m first changes nothing
+    mathematically (log Σ exp(z_j) = m + log Σ exp(z_j - m)) but keeps every exp ≤ 1, so logits
+    of ±10⁴ neither overflow to inf nor underflow to a log of 0 (chapter 5).
+    """
+    m = logits.amax(dim=-1, keepdim=True).detach()  # (..., 1): a constant shift, no gradient
+    shifted = logits - m
+    return shifted - shifted.exp().sum(dim=-1, keepdim=True).log()
+
+
+def softmax(logits: torch.Tensor) -> torch.Tensor:
+    """softmax over the last dimension, stable for large logits: exp(z - max) / Σ exp(z - max)."""
+    e = (logits - logits.amax(dim=-1, keepdim=True).detach()).exp()
+    return e / e.sum(dim=-1, keepdim=True)
+
+
+def nll_loss(log_probs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean of -log p(target) over the positions whose target is not :data:`IGNORE_INDEX`.
+
+    ``nll_loss(log_softmax(logits), targets)`` is :func:`cross_entropy` written out (chapter 5).
+    """
+    keep = targets != IGNORE_INDEX
+    picked = log_probs[keep].gather(-1, targets[keep][:, None])  # (N, 1): log p of each target
+    return -picked.mean()
+
+
 def cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Mean negative log-likelihood (nats) of ``targets`` (B, T) under ``logits`` (B, T, V).
 
-    Positions whose target is :data:`IGNORE_INDEX` are left out of the mean.
+    Positions whose target is :data:`IGNORE_INDEX` are left out of the mean. This is PyTorch's
+    fused kernel; chapter 5 writes it out as ``nll_loss(log_softmax(logits), targets)``.
     """
     if logits.shape[:-1] != targets.shape:
         raise ValueError(

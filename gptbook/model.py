@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from torch import nn
 
 from .attention import MultiHeadAttention
 from .embeddings import tie_weights
+from .files import atomic_write, write_text
 from .lm import cross_entropy
 from .positional import LearnedPositional
 
@@ -42,9 +42,14 @@ PRESETS: dict[str, dict] = {
 }
 
 
+def divisors(n: int, most: int | None = None) -> list[int]:
+    """The whole numbers up to ``most`` that divide ``n``: the head counts a width allows."""
+    return [h for h in range(1, min(n, most or n) + 1) if n % h == 0]
+
+
 @dataclass(frozen=True)
 class GPTConfig:
-    """The shape of a GPT. Defaults are GPT-1's choices (post-LN, GELU, dropout 0.1, N(0, 0.02) init)."""
+    """The shape of a GPT. Defaults are GPT-1's choices: post-LN, GELU, dropout 0.1, N(0, 0.02)."""
 
     vocab_size: int = 84
     block_size: int = 128
@@ -64,7 +69,7 @@ class GPTConfig:
         if self.n_embd % self.n_head:
             raise ValueError(
                 f"n_embd={self.n_embd} is not divisible by n_head={self.n_head}: each head gets "
-                f"n_embd / n_head features; try n_head in {[h for h in range(1, 17) if self.n_embd % h == 0]}"
+                f"n_embd / n_head features; try n_head in {divisors(self.n_embd, most=64)}"
             )
         if self.norm not in NORMS:
             raise ValueError(f"norm={self.norm!r}: use 'post' (GPT-1) or 'pre' (GPT-2)")
@@ -84,7 +89,9 @@ class GPTConfig:
 
 
 class MLP(nn.Module):
-    """The position-wise feed-forward layer: d → 4d → GELU (tanh approximation, as OpenAI's code) → d."""
+    """The position-wise feed-forward layer: d → 4d → GELU → d.
+
+    GELU in its tanh approximation, as OpenAI's GPT-1 and GPT-2 code computes it."""
 
     def __init__(self, config: GPTConfig):
         super().__init__()
@@ -93,13 +100,13 @@ class MLP(nn.Module):
         self.drop = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.drop(
-            self.proj(F.gelu(self.fc(x), approximate="tanh"))
-        )  # GPT-1/2 used the tanh form
+        h = F.gelu(self.fc(x), approximate="tanh")  # (B, T, 4C)
+        return self.drop(self.proj(h))  # (B, T, C)
 
 
 class Block(nn.Module):
-    """One Transformer decoder block: masked multi-head attention and an MLP, each with a residual."""
+    """A Transformer decoder block: masked multi-head attention, then an MLP, each with a
+    residual connection and a LayerNorm (after the sum in GPT-1, before the sub-layer in GPT-2)."""
 
     def __init__(self, config: GPTConfig):
         super().__init__()
@@ -131,15 +138,12 @@ class GPT(nn.Module):
         self.wpe = LearnedPositional(config.block_size, config.n_embd)
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
-        self.ln_f = (
-            nn.LayerNorm(config.n_embd, bias=config.bias) if config.norm == "pre" else nn.Identity()
-        )
+        pre_ln = config.norm == "pre"  # GPT-2 adds a LayerNorm after the last block
+        self.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias) if pre_ln else nn.Identity()
         self.lm_head = nn.Linear(config.n_embd, config.padded_vocab_size, bias=False)
         tie_weights(self.wte, self.lm_head)
         self.apply(self._init_weights)
-        if (
-            config.scaled_residual_init
-        ):  # GPT-2: keep the residual stream's variance from growing with depth
+        if config.scaled_residual_init:  # GPT-2: the residual stream's variance stays flat
             for name, p in self.named_parameters():
                 if name.endswith(("attn.proj.weight", "mlp.proj.weight")):
                     nn.init.normal_(p, std=0.02 / math.sqrt(2 * config.n_layer))
@@ -160,37 +164,35 @@ class GPT(nn.Module):
                 f"the input has {T} tokens but the context is block_size={self.config.block_size}: "
                 "crop it to the last block_size tokens (sampling.generate does)"
             )
-        # Checked on the CPU only: on a GPU it would stall every step, in a compiled graph it would break
-        # the graph; the embedding's own bounds check fires there.
-        checked = not idx.is_cuda and not torch.compiler.is_compiling()
-        if (
-            checked
-            and idx.numel()
-            and (int(idx.min()) < 0 or int(idx.max()) >= self.config.vocab_size)
-        ):
-            raise ValueError(
-                f"token ids must lie in 0..{self.config.vocab_size - 1}, got {int(idx.min())}..{int(idx.max())}"
-            )
+        if not idx.is_cuda and not torch.compiler.is_compiling():
+            self._check_ids(idx)  # on a GPU it would stall every step; the embedding checks there
         x = self.drop(self.wte(idx) + self.wpe(T))  # (B, T, C)
         for block in self.blocks:
             x = block(x)
-        logits = self.lm_head(self.ln_f(x))[
-            ..., : self.config.vocab_size
-        ]  # (B, T, V): padding cut off
+        logits = self.lm_head(self.ln_f(x))  # (B, T, padded V)
+        logits = logits[..., : self.config.vocab_size]  # (B, T, V): the padding cut off
         return logits, None if targets is None else cross_entropy(logits, targets)
 
+    def _check_ids(self, idx: torch.Tensor) -> None:
+        V = self.config.vocab_size
+        if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= V):
+            lo, hi = int(idx.min()), int(idx.max())
+            raise ValueError(f"token ids must lie in 0..{V - 1}, got {lo}..{hi}")
+
     def num_params(self, non_embedding: bool = False) -> int:
-        """Parameters, counted once when shared (tied); without the position table if ``non_embedding``."""
+        """Parameters, counted once when shared (tied); without the position table if
+        ``non_embedding``."""
         n = sum(p.numel() for p in self.parameters())
         return n - self.wpe.table.weight.numel() if non_embedding else n
 
     def flops_per_token(self, T: int | None = None) -> int:
-        """Training FLOPs per token: 6 per parameter (forward + backward) plus attention's 6·n_layer·T·n_embd
-        for the score and weighted-sum products (Kaplan et al., 2020).
+        """Training FLOPs per token: 6 per parameter (forward + backward) plus attention's
+        6·n_layer·T·n_embd for the score and weighted-sum products (Kaplan et al., 2020).
 
-        The position table is left out (a lookup, no product); the tied token matrix stays in, as the
-        output layer's product. nanoGPT and PaLM count attention as 12·n_layer·T·n_embd (the full square,
-        not the causal half), so their MFUs run slightly higher for the same speed.
+        The position table is left out (a lookup, no product); the tied token matrix stays in,
+        as the output layer's product. nanoGPT and PaLM count attention as 12·n_layer·T·n_embd
+        (the full square, not the causal half), so their MFUs run slightly higher for the same
+        speed.
         """
         T = T or self.config.block_size
         c = self.config
@@ -198,22 +200,16 @@ class GPT(nn.Module):
 
     # ------------------------------------------------------------------ files
     def save(self, path: str | Path, metadata: dict[str, str] | None = None) -> None:
-        """Write ``path/config.json``, then ``path/model.safetensors`` (with ``metadata``), each atomically:
-        once the weights are there, the folder is complete."""
+        """Write ``path/config.json``, then ``path/model.safetensors`` (with ``metadata``), each
+        atomically: once the weights are there, the folder is complete."""
         from safetensors.torch import save_file
 
         path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        state = {
-            k: v.contiguous() for k, v in self.state_dict().items() if k != "lm_head.weight"
-        }  # tied
-        _atomic(
-            path / "config.json",
-            lambda tmp: tmp.write_text(json.dumps(dataclasses.asdict(self.config), indent=2)),
-        )
-        _atomic(
-            path / "model.safetensors", lambda tmp: save_file(state, str(tmp), metadata=metadata)
-        )
+        config = json.dumps(dataclasses.asdict(self.config), indent=2)
+        tied = "lm_head.weight"  # the same tensor as wte.weight: stored once
+        state = {k: v.contiguous() for k, v in self.state_dict().items() if k != tied}
+        write_text(path / "config.json", config)
+        atomic_write(path / "model.safetensors", lambda tmp: save_file(state, tmp, metadata))
 
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "cpu") -> GPT:
@@ -230,9 +226,3 @@ class GPT(nn.Module):
         state["lm_head.weight"] = state["wte.weight"]
         model.load_state_dict(state)
         return model.to(device)
-
-
-def _atomic(path: Path, write) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)

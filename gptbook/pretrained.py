@@ -7,6 +7,7 @@ to any of them trains a new one instead of loading a stale one.
 
     from gptbook import pretrained
     gpt = pretrained.model("char")   # trains on first use (under a lock), loads afterwards
+    trainer = pretrained.train("char", on_eval=print_sample)   # chapter 5: train in view
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import torch
 
 from . import book, data
 from .assets import cache_dir
-from .files import locked
+from .files import atomic_dir, locked
 from .model import GPT, GPTConfig
 from .train import TrainConfig, Trainer
 
@@ -66,7 +67,8 @@ SPECS = {
 
 
 def spec(name: str = "char", scale: str | None = None) -> tuple[GPTConfig, TrainConfig]:
-    """The model and training configurations of a pretrained model at a scale (default: this machine's)."""
+    """The model and training configurations of a pretrained model at a scale (default: this
+    machine's)."""
     if name not in SPECS:
         raise ValueError(f"no pretrained model {name!r}; available: {', '.join(SPECS)}")
     entry = SPECS[name][scale or book.scale()]
@@ -82,38 +84,59 @@ def models_dir() -> Path:
 def path(name: str = "char", scale: str | None = None) -> Path:
     """The cache folder of a pretrained model, keyed by everything that shapes it."""
     model_cfg, cfg = spec(name, scale)
-    key = json.dumps(
-        [dataclasses.asdict(model_cfg), dataclasses.asdict(cfg), data._fingerprint(cfg.tokenizer)],
-        sort_keys=True,
-    )
-    return (
-        models_dir()
-        / f"{name}-{scale or book.scale()}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
-    )
+    shaped_by = [dataclasses.asdict(model_cfg), dataclasses.asdict(cfg)]
+    shaped_by.append(data._fingerprint(cfg.tokenizer))
+    key = hashlib.sha256(json.dumps(shaped_by, sort_keys=True).encode()).hexdigest()[:12]
+    return models_dir() / f"{name}-{scale or book.scale()}-{key}"
+
+
+def train(
+    name: str = "char",
+    scale: str | None = None,
+    on_eval=None,
+    device: str | None = None,
+    progress: bool = True,
+) -> Trainer:
+    """Train the pretrained model ``name`` into the cache and return its :class:`Trainer` (its
+    ``model``, ``history`` and ``seconds``). The one way a named model is trained.
+
+    Chapter 5 calls it to train in view (``on_eval(trainer)`` runs after each evaluation, e.g.
+    to print a sample); :func:`model` calls it when the cache has no model yet. It holds the
+    cache's lock, so other notebooks wait for it; the cached model is replaced only once the run
+    is complete, and a run that was interrupted resumes from its last checkpoint.
+    """
+    folder = path(name, scale)
+    with locked(folder):
+        return _train(name, scale, folder, device or book.device(), on_eval, progress)
 
 
 def model(name: str = "char", scale: str | None = None, device: str | None = None) -> GPT:
-    """The pretrained model ``name``, in eval mode: trained once per machine and cached, then reused.
+    """The pretrained model ``name``, in eval mode: trained once per machine, then loaded.
 
     Safe when several notebooks ask at once: the first trains under a lock, the others wait
     and load its result.
     """
-    model_cfg, cfg = spec(name, scale)
     folder = path(name, scale)
-    folder.parent.mkdir(parents=True, exist_ok=True)
     device = device or book.device()
     with locked(folder):
         if not (folder / "model.safetensors").exists():
-            _train(model_cfg, cfg, folder, device)
+            _train(name, scale, folder, device)
     return GPT.load(folder, device=device).eval()
 
 
-def _train(model_cfg: GPTConfig, cfg: TrainConfig, folder: Path, device: str) -> None:
-    """Train in a side folder, which becomes ``folder`` only when the run is complete: an interrupted
-    run is never taken for a pretrained model, and the next call resumes it."""
+def _train(
+    name: str, scale: str | None, folder: Path, device: str, on_eval=None, progress: bool = True
+) -> Trainer:
+    """Train in a side folder whose model becomes ``folder`` only when the run is complete: an
+    interrupted run is never taken for a pretrained model, and the next call resumes it."""
+    model_cfg, cfg = spec(name, scale)
     run = folder.with_name(folder.name + ".run")
     torch.manual_seed(cfg.seed)
-    trainer = Trainer(GPT(model_cfg).to(device), cfg, run, resume=(run / "trainer.pt").exists())
-    trainer.train()
-    trainer.model.save(folder)
+    trainer = Trainer(GPT(model_cfg).to(device), cfg, run)
+    if trainer.checkpoints():
+        trainer.resume()
+    trainer.train(progress=progress, on_eval=on_eval)
+    with atomic_dir(folder) as tmp:
+        trainer.model.save(tmp)
     shutil.rmtree(run)
+    return trainer

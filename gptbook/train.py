@@ -2,26 +2,29 @@
 
 Introduced in chapter 5 (pretraining GPT-1). One :class:`Trainer` serves the notebooks
 and the command line (``python -m gptbook.train --preset book-small --out runs/small``).
+Its parts live in their own modules: :mod:`~gptbook.precision` (bf16/fp16 autocast),
+:mod:`~gptbook.checkpoint` (verified checkpoints), :mod:`~gptbook.parallel` (DDP).
 
 - Optimiser: AdamW, weight decay on matrices only (not on biases, LayerNorm gains or
-  the position table), fused on CUDA.
+  the position table), fused on CUDA. Chapter 5 writes it out in :mod:`gptbook.optim`.
 - Schedule: linear warmup, then cosine decay to ``min_lr_ratio × lr`` (GPT-1's shape, which
   decayed to 0; the floor is GPT-3's).
-- Mixed precision (``precision="auto"``): bfloat16 autocast on GPUs that have it (Ampere and
-  newer), float16 autocast with loss scaling on older ones (T4, V100), TF32 for the float32
-  products that remain; float32 on the CPU.
+- Mixed precision (``precision="auto"``): bfloat16 autocast on GPUs that have it, float16
+  with loss scaling on older ones (T4, V100), float32 on the CPU.
 - The loop never waits for the GPU to report a loss: losses are read in batches, at
-  evaluations and every ``LOSS_READ_EVERY`` steps.
-- Checkpoints, at every evaluation: ``model.safetensors`` + ``config.json`` (:meth:`GPT.save`)
-  and ``trainer.pt`` (optimiser state, step, random-number states, loss history), each
-  written atomically and stamped with the step, so that resuming refuses a torn pair.
-  ``resume=True`` continues from the last checkpoint: on the CPU the losses after resuming
-  equal an uninterrupted run's.
-- Data parallel: under ``torchrun --nproc_per_node=N`` each process trains a replica
-  (DistributedDataParallel). Every process draws the same global batch and keeps its
-  slice, so N processes compute the same update as one process with the whole batch.
+  evaluations and every ``LOSS_READ_EVERY`` steps. A loss that is not finite stops training
+  before any checkpoint is written.
+- Checkpoints, at every evaluation: ``out_dir/checkpoints/step-NNNNNNNN/``, each complete or
+  absent, the last ``keep_checkpoints`` kept. ``resume=True`` continues from the newest one
+  that verifies: on the CPU the losses after resuming equal an uninterrupted run's.
+- Data parallel: under ``torchrun --nproc_per_node=N`` each process trains a replica. Every
+  process draws the same global batch and keeps its slice, so N processes compute the same
+  update as one process with the whole batch.
 - Gradient accumulation: ``micro_batch_size`` splits a process's slice into micro-batches
   whose gradients add up before the step, for global batches larger than memory.
+
+The Trainer changes no process-wide setting: :func:`gptbook.book.setup` seeds and turns on
+TF32 for the float32 products on GPUs (the command line does the same).
 """
 
 from __future__ import annotations
@@ -29,92 +32,77 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import json
 import math
-import os
+import shutil
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
-from safetensors import safe_open
 
-from . import data
+from . import book, data, parallel
+from .checkpoint import CheckpointError, load_checkpoint, load_extra, save_checkpoint
 from .lm import model_device
 from .model import GPT, GPTConfig
+from .precision import PRECISIONS, autocast, autocast_dtype
+
+__all__ = ["TrainConfig", "Trainer", "autocast", "autocast_dtype", "lr_at", "main"]
+
+#: Settings whose change would give an old step count another meaning: resuming refuses them.
+SAME_RUN = ("batch_size", "max_steps")
 
 
 @dataclass
 class TrainConfig:
     max_steps: int = 1000
     batch_size: int = 32  # sequences per optimiser step, across all processes
-    micro_batch_size: int | None = (
-        None  # sequences per forward pass (None: a process's whole slice)
-    )
+    micro_batch_size: int | None = None  # sequences per forward pass (None: the whole slice)
     lr: float = 1e-3
     min_lr_ratio: float = 0.1
     warmup_steps: int = 100
     weight_decay: float = 0.1
-    beta2: float = 0.99
-    grad_clip: float = 1.0
+    betas: tuple[float, float] = (0.9, 0.99)
+    eps: float = 1e-8
+    grad_clip: float = 1.0  # 0: no clipping
     eval_interval: int = 100
     eval_batches: int = 10
+    keep_checkpoints: int = 2
     tokenizer: str = "char"
     seed: int = 0
     compile: bool = False
-    precision: str = "auto"  # or "float32", "bfloat16", "float16" (see autocast_dtype)
+    precision: str = "auto"  # or "float32", "bfloat16", "float16" (see precision.py)
 
     def __post_init__(self):
-        if self.max_steps < 1 or self.batch_size < 1:
-            raise ValueError("max_steps and batch_size must be ≥ 1")
+        self.betas = tuple(self.betas)
+        for name in ("max_steps", "batch_size", "eval_interval", "eval_batches"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a whole number ≥ 1, got {getattr(self, name)!r}")
         if not 0 <= self.warmup_steps <= self.max_steps:
             raise ValueError(f"warmup_steps must be between 0 and max_steps={self.max_steps}")
-        if self.eval_interval < 1 or self.eval_batches < 1:
-            raise ValueError(
-                "eval_interval and eval_batches must be ≥ 1 (evaluate rarely with a large eval_interval)"
-            )
-        if self.micro_batch_size is not None and not (
-            1 <= self.micro_batch_size <= self.batch_size
-        ):
+        if self.micro_batch_size is not None and not 1 <= self.micro_batch_size <= self.batch_size:
             raise ValueError(
                 f"micro_batch_size must be between 1 and batch_size={self.batch_size} (or None)"
             )
-        if self.precision not in ("auto", *PRECISIONS):
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"lr must be a positive number, got {self.lr}")
+        if not 0 <= self.min_lr_ratio <= 1:
             raise ValueError(
-                f"precision={self.precision!r}: choose one of auto, {', '.join(PRECISIONS)}"
+                f"min_lr_ratio must be in [0, 1] (a share of lr), got {self.min_lr_ratio}"
             )
-
-
-#: Training precisions: the autocast dtype of each (None: plain float32).
-PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-def autocast_dtype(device: str | torch.device, precision: str = "auto") -> torch.dtype | None:
-    """The dtype the forward pass autocasts to, or None for float32.
-
-    ``"auto"`` picks bfloat16 on GPUs with native support (compute capability 8.0 and newer),
-    float16 on older GPUs such as Colab's T4 (the Trainer then scales the loss so that small
-    gradients do not underflow), and float32 on the CPU.
-    """
-    if precision != "auto":
-        return PRECISIONS[precision]
-    if torch.device(device).type != "cuda":
-        return None
-    return (
-        torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
-    )
-
-
-def autocast(device: str | torch.device, dtype: torch.dtype | None) -> torch.autocast:
-    """Mixed precision to ``dtype`` for a forward pass on ``device`` (a no-op for None: float32)."""
-    return torch.autocast(
-        torch.device(device).type, dtype=dtype or torch.bfloat16, enabled=dtype is not None
-    )
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas}")
+        for name in ("weight_decay", "eps", "grad_clip"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be ≥ 0, got {getattr(self, name)}")
+        if self.keep_checkpoints < 1:
+            raise ValueError(f"keep_checkpoints must be ≥ 1, got {self.keep_checkpoints}")
+        if self.precision not in ("auto", *PRECISIONS):
+            raise ValueError(f"precision={self.precision!r}: choose auto, {', '.join(PRECISIONS)}")
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Linear warmup from 0 to ``lr`` over ``warmup_steps``, then cosine decay to ``min_lr_ratio·lr``."""
+    """Linear warmup to ``lr`` over ``warmup_steps``, then cosine decay to ``min_lr_ratio·lr``."""
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
     progress = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
@@ -124,77 +112,60 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
     """AdamW with weight decay on 2-D weights only; fused kernels on CUDA."""
-    params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "wpe" not in n]
-    no_decay = [p for p in params if all(p is not q for q in decay)]
+    no_decay = [p for p in model.parameters() if all(p is not q for q in decay)]
     groups = [
         {"params": decay, "weight_decay": cfg.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
     fused = model_device(model).type == "cuda"
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, cfg.beta2), fused=fused)
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, fused=fused)
 
 
-#: How often the loop reads its losses back from the device (reading makes the CPU wait for the GPU).
+#: How often the loop reads its losses back from the device (reading makes the CPU wait).
 LOSS_READ_EVERY = 50
 
 
 class Trainer:
-    """Trains a :class:`GPT` on the corpus; ``train()`` runs to ``max_steps`` and returns the history."""
+    """Trains a :class:`GPT` on the corpus; ``train()`` runs to ``max_steps``, returns history."""
 
     def __init__(
         self, model: GPT, cfg: TrainConfig, out_dir: str | Path | None = None, resume: bool = False
     ):
         self.cfg, self.out_dir = cfg, Path(out_dir) if out_dir else None
-        self.rank, self.world = (
-            (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
-        )
+        self.rank, self.world = parallel.rank_and_world()
         if cfg.batch_size % self.world:
             raise ValueError(
-                f"batch_size={cfg.batch_size} must be divisible by the {self.world} processes"
+                f"batch_size={cfg.batch_size} must divide among {self.world} processes"
             )
         self.micro = cfg.micro_batch_size or cfg.batch_size // self.world
         if (cfg.batch_size // self.world) % self.micro:
             raise ValueError(
-                f"micro_batch_size={self.micro} must divide each process's {cfg.batch_size // self.world} sequences"
+                f"micro_batch_size={self.micro} must divide each process's "
+                f"{cfg.batch_size // self.world} sequences"
             )
-        self.model = model
-        self.device = model_device(model)
+        self.model, self.device = model, model_device(model)
         self.optimizer = make_optimizer(model, cfg)
         self.dtype = autocast_dtype(self.device, cfg.precision)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
         self.generator = torch.Generator().manual_seed(cfg.seed)  # the same on every process
-        if self.world > 1:
-            torch.manual_seed(cfg.seed + self.rank)  # but each process its own dropout masks
         self.step, self.history = 0, {"step": [], "train": [], "lr": [], "eval_step": [], "val": []}
-        self.seconds = 0.0  # wall time in training steps (not evaluations, checkpoints or on_eval)
+        self.seconds = 0.0  # wall time in training steps (not evaluations, checkpoints, on_eval)
         if resume:
-            self.load_checkpoint()
-        self.replica = self.ddp = model
-        if self.world > 1:
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            self.replica = self.ddp = torch.nn.parallel.DistributedDataParallel(
-                model, device_ids=ids
-            )
-        if cfg.compile:
-            self.replica = torch.compile(self.replica)
-        if self.device.type == "cuda" and cfg.precision != "float32":  # float32 asked for: no TF32
-            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+            self.resume()
+        self.ddp = parallel.replicate(model, self.device) if self.world > 1 else model
+        self.replica = torch.compile(self.ddp) if cfg.compile else self.ddp
 
+    # ------------------------------------------------------------------ one step
     def batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         """This process's slice of the next global batch: (B / world, T) inputs and targets."""
+        cfg, T = self.cfg, self.model.config.block_size
         x, y = data.get_batch(
-            "train",
-            self.cfg.batch_size,
-            self.model.config.block_size,
-            tokenizer=self.cfg.tokenizer,
-            generator=self.generator,
+            "train", cfg.batch_size, T, tokenizer=cfg.tokenizer, generator=self.generator
         )
         part = slice(self.rank * len(x) // self.world, (self.rank + 1) * len(x) // self.world)
         x, y = x[part], y[part]
-        if (
-            self.device.type == "cuda"
-        ):  # from page-locked memory the copy is asynchronous: no CPU wait
+        if self.device.type == "cuda":  # from page-locked memory the copy is asynchronous
             x, y = x.pin_memory(), y.pin_memory()
         return x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
@@ -228,29 +199,15 @@ class Trainer:
         self.scaler.update()
         return total
 
-    @torch.no_grad()
-    def evaluate(self) -> float:
-        """Mean validation loss over ``eval_batches`` fixed batches (the same ones every time)."""
-        self.model.eval()
-        g = torch.Generator().manual_seed(1234)
-        losses = []
-        for _ in range(self.cfg.eval_batches):
-            x, y = data.get_batch(
-                "val", 16, self.model.config.block_size, tokenizer=self.cfg.tokenizer, generator=g
-            )
-            with self.autocast():
-                losses.append(self.model(x.to(self.device), y.to(self.device))[1])
-        self.model.train()
-        return torch.stack(losses).mean().item()
-
+    # ------------------------------------------------------------------ the loop
     def train(self, steps: int | None = None, progress: bool = True, on_eval=None) -> dict:
-        """Train to ``max_steps`` (or ``steps`` more); evaluate and checkpoint every ``eval_interval``.
-
-        ``on_eval(trainer)``, if given, runs after each evaluation (e.g. to print a sample).
-        """
+        """Train to ``max_steps`` (or ``steps`` more); evaluate and checkpoint every
+        ``eval_interval`` steps. ``on_eval(trainer)``, if given, runs after each evaluation."""
         from tqdm.auto import tqdm
 
         end = self.cfg.max_steps if steps is None else min(self.cfg.max_steps, self.step + steps)
+        if steps is not None and steps < 1:
+            raise ValueError(f"steps must be ≥ 1 (or None: up to max_steps), got {steps}")
         self.model.train()
         bar = tqdm(total=end - self.step, disable=not progress or self.rank != 0, desc="training")
         losses = []  # on the device, not yet read
@@ -267,12 +224,10 @@ class Trainer:
                 losses = []
                 bar.set_postfix(loss=f"{self.history['train'][-1]:.3f}")
             if evaluating:
-                self.seconds += (
-                    time.perf_counter() - start
-                )  # the device has finished: read_losses waited
+                self.seconds += time.perf_counter() - start  # read_losses waited for the device
                 self.history["eval_step"].append(self.step)
                 self.history["val"].append(self.evaluate())
-                self.save_checkpoint()
+                self.save()
                 if on_eval is not None and self.rank == 0:
                     on_eval(self)
                 start = time.perf_counter()
@@ -281,104 +236,151 @@ class Trainer:
         return self.history
 
     def read_losses(self, losses: list[torch.Tensor]) -> list[float]:
-        """The losses of the last steps, over the global batch: one wait for the device, not one a step."""
-        losses = torch.stack(losses)
-        if self.world > 1:  # each process saw its slice: average them (SUM, as gloo has no AVG)
-            dist.all_reduce(losses)
-            losses /= self.world
-        return losses.tolist()
+        """The last steps' losses over the global batch: one wait for the device, not one a step.
+        Stops training if one is not finite: a diverged run must not overwrite a good checkpoint."""
+        values = parallel.mean_over_processes(torch.stack(losses)).tolist()
+        for i, value in enumerate(values):
+            if not math.isfinite(value):
+                step = self.step - len(values) + i
+                raise FloatingPointError(
+                    f"the training loss is {value} at step {step}: training diverged. Lower lr "
+                    f"(now {self.cfg.lr}), keep grad_clip on, or use precision='bfloat16'; "
+                    "the checkpoints written so far are unchanged (resume=True starts from them)"
+                )
+        return values
+
+    @torch.no_grad()
+    def evaluate(self) -> float:
+        """Mean validation loss over ``eval_batches`` fixed batches (the same ones every time)."""
+        self.model.eval()
+        g, T = torch.Generator().manual_seed(1234), self.model.config.block_size
+        losses = []
+        for _ in range(self.cfg.eval_batches):
+            x, y = data.get_batch("val", 16, T, tokenizer=self.cfg.tokenizer, generator=g)
+            with self.autocast():
+                losses.append(self.model(x.to(self.device), y.to(self.device))[1])
+        self.model.train()
+        return torch.stack(losses).mean().item()
 
     # ------------------------------------------------------------------ checkpoints
-    def save_checkpoint(self) -> None:
-        if self.out_dir is None or self.rank != 0:
-            return
-        state = {
-            "step": self.step,
-            "optimizer": self.optimizer.state_dict(),
+    def checkpoints(self) -> list[Path]:
+        """This run's checkpoint folders, newest first."""
+        folder = self.out_dir / "checkpoints" if self.out_dir else None
+        return sorted(folder.glob("step-*"), reverse=True) if folder and folder.is_dir() else []
+
+    def state(self) -> dict:
+        """What a checkpoint keeps besides the model and the optimiser."""
+        cuda = self.device.type == "cuda"
+        return {
             "generator": self.generator.get_state(),
             "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state(self.device)
-            if self.device.type == "cuda"
-            else torch.empty(0),
+            "cuda_rng": torch.cuda.get_rng_state(self.device) if cuda else torch.empty(0),
             "scaler": self.scaler.state_dict(),
-            "history": json.dumps(self.history),
-            "train_config": json.dumps(dataclasses.asdict(self.cfg)),
+            "history": self.history,
+            "seconds": self.seconds,
+            "train_config": dataclasses.asdict(self.cfg),
+            "model_config": dataclasses.asdict(self.model.config),
         }
-        self.model.save(self.out_dir, metadata={"step": str(self.step)})
-        tmp = self.out_dir / "trainer.pt.tmp"
-        torch.save(state, tmp)
-        os.replace(tmp, self.out_dir / "trainer.pt")
 
-    def load_checkpoint(self) -> None:
-        path = self.out_dir / "trainer.pt" if self.out_dir else None
-        if path is None or not path.exists():
+    def save(self) -> None:
+        """Write a checkpoint of this step (process 0 only), then drop the oldest beyond
+        ``keep_checkpoints``; a failed write leaves the earlier ones as they were."""
+        if self.out_dir is None or self.rank != 0:
+            return
+        path = self.out_dir / "checkpoints" / f"step-{self.step:08d}"
+        save_checkpoint(path, self.model, self.optimizer, self.step, self.state())
+        for old in self.checkpoints()[self.cfg.keep_checkpoints :]:
+            shutil.rmtree(old, ignore_errors=True)
+
+    def resume(self) -> Path:
+        """Continue from the newest checkpoint that verifies (a damaged one is skipped with a
+        warning); returns its folder."""
+        found = self.checkpoints()
+        if not found:
             raise FileNotFoundError(
-                f"nothing to resume: {path} does not exist (train without resume first)"
+                f"nothing to resume: {self.out_dir} has no checkpoint (train without resume first)"
             )
-        # tensors and plain types only, no pickled code; onto the CPU first, whichever GPU saved them
-        state = torch.load(path, weights_only=True, map_location="cpu")
-        with safe_open(self.out_dir / "model.safetensors", "pt") as f:
-            model_step = (f.metadata() or {}).get("step")
-        if model_step != str(state["step"]):
+        for path in found:
+            try:
+                state = load_extra(path)
+                self._check_same_run(state, path)
+                self.step = load_checkpoint(path, self.model, self.optimizer)
+            except CheckpointError as err:
+                warnings.warn(f"skipping a checkpoint that cannot be used: {err}", stacklevel=2)
+                continue
+            self.generator.set_state(state["generator"])
+            torch.set_rng_state(state["torch_rng"])
+            if self.device.type == "cuda" and state["cuda_rng"].numel():
+                torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+            if state["scaler"]:
+                self.scaler.load_state_dict(state["scaler"])
+            self.history, self.seconds = state["history"], state["seconds"]
+            return path
+        raise CheckpointError(
+            f"no checkpoint in {self.out_dir / 'checkpoints'} can be used (see the warnings); "
+            "delete the folder, or pass another out_dir, and train without resume"
+        )
+
+    def _check_same_run(self, state: dict, path: Path) -> None:
+        if state["model_config"] != dataclasses.asdict(self.model.config):
+            raise CheckpointError(
+                f"{path} is of another model: {state['model_config']} (this model: "
+                f"{dataclasses.asdict(self.model.config)})"
+            )
+        now = dataclasses.asdict(self.cfg)
+        changed = {k: (state["train_config"].get(k), v) for k, v in now.items()}
+        changed = {k: old_new for k, old_new in changed.items() if old_new[0] != old_new[1]}
+        words = ", ".join(f"{k}: {old!r} → {new!r}" for k, (old, new) in changed.items())
+        if any(k in SAME_RUN for k in changed):
             raise ValueError(
-                f"the checkpoint in {self.out_dir} is torn: the model is from step {model_step}, the trainer "
-                f"state from step {state['step']} (the run stopped while saving); start it again without resume, or delete the folder"
+                f"cannot resume {path} with another {' or '.join(SAME_RUN)} ({words}): the steps "
+                "already taken would mean something else. Resume with the saved values, or train "
+                "a new run in another folder"
             )
-        saved = GPT.load(self.out_dir, device=self.device)
-        if saved.config != self.model.config:
-            raise ValueError(
-                f"the checkpoint's model config differs from this model's:\n{saved.config}\n{self.model.config}"
-            )
-        self.model.load_state_dict(saved.state_dict())
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        if self.device.type == "cuda" and state.get("cuda_rng", torch.empty(0)).numel():
-            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
-        if state.get("scaler"):
-            self.scaler.load_state_dict(state["scaler"])
-        self.step, self.history = state["step"], json.loads(state["history"])
+        if changed:
+            warnings.warn(f"resuming {path} with a changed TrainConfig: {words}", stacklevel=3)
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m gptbook.train", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--preset", default="book-small", help="a GPTConfig preset")
-    parser.add_argument(
-        "--out", required=True, help="folder for the model and the trainer checkpoint"
-    )
+    parser.add_argument("--out", required=True, help="folder for checkpoints and the model")
     parser.add_argument("--resume", action="store_true", help="continue the run saved in --out")
-    parser.add_argument(
-        "--device", default=None, help="cpu, cuda, cuda:1, ... (default: the best available)"
-    )
-    types = {"int": int, "int | None": int, "float": float, "str": str}
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: best)")
+    kinds = {"int": int, "int | None": int, "float": float, "str": str}
     for field in dataclasses.fields(TrainConfig):
-        if field.type in types:
-            parser.add_argument(
-                f"--{field.name.replace('_', '-')}", type=types[field.type], default=field.default
-            )
+        flag = f"--{field.name.replace('_', '-')}"
+        if field.type in kinds:
+            parser.add_argument(flag, type=kinds[field.type], default=field.default)
+        elif field.type == "tuple[float, float]":
+            parser.add_argument(flag, type=float, nargs=2, default=field.default)
     parser.add_argument("--compile", action="store_true")
-    args = parser.parse_args(argv)
-    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if distributed and device.startswith("cuda"):  # one GPU per process, NCCL between them
-        device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
-        torch.cuda.set_device(device)
-        dist.init_process_group("nccl", device_id=torch.device(device))
-    elif distributed:
-        dist.init_process_group("gloo")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
-    torch.manual_seed(cfg.seed)
+    device = book.device(args.device)
+    distributed = parallel.world_size_from_env() > 1
+    if distributed:
+        device = parallel.init_process_group(device)
+    book.allow_tf32()
+    torch.manual_seed(cfg.seed)  # the same initial weights in every process
     model = GPT(GPTConfig.preset(args.preset)).to(device)
+    rank, _ = parallel.rank_and_world()
+    torch.manual_seed(cfg.seed + rank)  # but each process its own dropout masks
     trainer = Trainer(model, cfg, args.out, resume=args.resume)
     history = trainer.train()
-    if trainer.rank == 0 and history["val"]:
-        print(
-            f"step {trainer.step}: train {history['train'][-1]:.4f} · val {history['val'][-1]:.4f}"
-        )
+    if rank == 0:
+        model.save(args.out)  # the trained model: GPT.load(args.out)
+        if history["val"]:
+            train, val = history["train"][-1], history["val"][-1]
+            print(f"step {trainer.step}: train {train:.4f} · val {val:.4f}")
     if distributed:
-        dist.destroy_process_group()
+        parallel.destroy_process_group()
     return 0
 
 

@@ -58,6 +58,26 @@ def test_bad_device_names_the_fix(monkeypatch):
             book.device()
 
 
+def test_a_device_given_by_name_is_checked_too(monkeypatch):
+    monkeypatch.setenv("GPTBOOK_DEVICE", "cpu")
+    assert book.device("CPU") == "cpu"  # the argument wins over the environment
+    with pytest.raises(ValueError, match="device='cuda:x' is not a device"):
+        book.device("cuda:x")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="device='cuda' but PyTorch sees no CUDA GPU"):
+            book.device("cuda")
+
+
+def test_setup_allows_tf32():
+    before = torch.backends.cuda.matmul.allow_tf32
+    try:
+        torch.backends.cuda.matmul.allow_tf32 = False
+        book.allow_tf32()
+        assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = before
+
+
 def test_setup_prints_one_line_and_seeds(monkeypatch, capsys):
     monkeypatch.setenv("GPTBOOK_SCALE", "quick")
     monkeypatch.setenv("GPTBOOK_DEVICE", "cpu")

@@ -77,3 +77,21 @@ def test_sha256_of(tmp_path):
     assert (
         files.sha256_of(path) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
     )
+
+
+def test_atomic_dir_appears_whole_or_not_at_all(tmp_path):
+    target = tmp_path / "ckpt"
+    with files.atomic_dir(target) as tmp:
+        (tmp / "a.txt").write_text("one")
+        assert not target.exists(), "the folder appears only when it is complete"
+    assert (target / "a.txt").read_text() == "one"
+    with pytest.raises(RuntimeError):
+        with files.atomic_dir(target) as tmp:
+            (tmp / "a.txt").write_text("two")
+            raise RuntimeError("the writer failed")
+    assert (target / "a.txt").read_text() == "one", "a failed write keeps the old folder"
+    with files.atomic_dir(target) as tmp:
+        (tmp / "b.txt").write_text("new")
+    assert sorted(p.name for p in target.iterdir()) == ["b.txt"], "a new folder replaces the old"
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt"], "no temporary folder is left"
+    assert stat.S_IMODE(target.stat().st_mode) == files.DIR_MODE

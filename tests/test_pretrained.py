@@ -49,9 +49,8 @@ def test_the_cache_key_follows_the_config(monkeypatch):
         "train": {**pretrained.SPECS["char"]["quick"]["train"], "lr": 1e-4},
     }
     monkeypatch.setitem(pretrained.SPECS, "char", {**pretrained.SPECS["char"], "quick": changed})
-    assert (
-        pretrained.path("char", "quick") != before
-    )  # a changed run trains anew, never loads a stale model
+    # a changed run trains anew, never loads a stale model
+    assert pretrained.path("char", "quick") != before
 
 
 def test_an_interrupted_run_is_never_cached_and_resumes(tmp_path, monkeypatch):
@@ -73,9 +72,7 @@ def test_an_interrupted_run_is_never_cached_and_resumes(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         pretrained.model("test-tiny", "quick", "cpu")
     folder = pretrained.path("test-tiny", "quick")
-    assert not (
-        folder / "model.safetensors"
-    ).exists()  # a half-trained model is not a pretrained one
+    assert not (folder / "model.safetensors").exists()  # a half-trained model is no pretrained one
     monkeypatch.setattr(
         Trainer,
         "train",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -64,14 +65,57 @@ def test_resume_needs_a_checkpoint(tmp_path):
         _trainer(tmp_path / "empty", resume=True)
 
 
-def test_resume_refuses_a_torn_checkpoint(tmp_path):
-    trainer = _trainer(tmp_path)
-    trainer.train(steps=6, progress=False)
-    trainer.model.save(tmp_path, metadata={"step": "9"})  # as if the run died between the two files
-    with pytest.raises(
-        ValueError, match="torn: the model is from step 9, the trainer state from step 6"
-    ):
-        _trainer(tmp_path, resume=True)
+def test_checkpoints_are_folders_and_the_last_k_are_kept(tmp_path):
+    trainer = _trainer(tmp_path, eval_interval=3, keep_checkpoints=2)
+    trainer.train(progress=False)
+    names = [p.name for p in trainer.checkpoints()]
+    assert names == ["step-00000012", "step-00000009"]
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == sorted(names)
+
+
+def test_resume_skips_a_damaged_checkpoint_and_says_so(tmp_path):
+    straight = _trainer(tmp_path / "a").train(progress=False)
+    first = _trainer(tmp_path / "b", eval_interval=3)
+    first.train(steps=9, progress=False)  # checkpoints at steps 6 and 9
+    weights = tmp_path / "b" / "checkpoints" / "step-00000009" / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte in the newest checkpoint
+    weights.write_bytes(bytes(data))
+    with pytest.warns(UserWarning, match=r"step-00000009.*model\.safetensors is damaged"):
+        resumed = _trainer(tmp_path / "b", resume=True, eval_interval=3)
+    assert resumed.step == 6
+    with pytest.warns(UserWarning, match="changed TrainConfig: eval_interval: 3 → 6"):
+        resumed = _trainer(tmp_path / "b", resume=True)
+    assert resumed.train(progress=False)["train"] == straight["train"]
+
+
+def test_resume_refuses_another_batch_size_and_another_model(tmp_path):
+    _trainer(tmp_path).train(steps=6, progress=False)
+    with pytest.raises(ValueError, match="cannot resume .*batch_size: 8 → 4"):
+        _trainer(tmp_path, resume=True, batch_size=4)
+    with pytest.raises(Exception, match="no checkpoint .* can be used"):
+        with pytest.warns(UserWarning, match="is of another model"):
+            torch.manual_seed(0)
+            other = GPT(GPTConfig(**{**TINY, "n_embd": 64}))
+            Trainer(
+                other,
+                TrainConfig(
+                    max_steps=12, batch_size=8, warmup_steps=3, eval_interval=6, eval_batches=2
+                ),
+                tmp_path,
+                resume=True,
+            )
+
+
+def test_a_diverged_run_stops_before_its_checkpoint(tmp_path):
+    trainer = _trainer(
+        tmp_path, lr=1e3, warmup_steps=0, grad_clip=0.0, max_steps=40, eval_interval=20
+    )
+    with torch.no_grad():
+        trainer.model.wte.weight.mul_(1e30)  # overflows at once
+    with pytest.raises(FloatingPointError, match="training loss is (nan|inf) at step 0"):
+        trainer.train(progress=False)
+    assert trainer.checkpoints() == []
 
 
 def test_timing_leaves_out_evaluation():
@@ -79,20 +123,29 @@ def test_timing_leaves_out_evaluation():
 
     trainer = _trainer(max_steps=4, eval_interval=2)
     start = time.perf_counter()
-    trainer.train(
-        progress=False, on_eval=lambda t: time.sleep(0.5)
-    )  # two evaluations, 1 s of sampling
+    trainer.train(progress=False, on_eval=lambda t: time.sleep(0.5))  # 2 evaluations: 1 s
     assert 0 < trainer.seconds < time.perf_counter() - start - 1.0
 
 
 def test_bad_train_configs():
     with pytest.raises(ValueError, match="warmup_steps"):
         TrainConfig(max_steps=10, warmup_steps=20)
-    with pytest.raises(ValueError, match="≥ 1"):
+    with pytest.raises(ValueError, match="batch_size must be a whole number ≥ 1"):
         TrainConfig(batch_size=0)
-    with pytest.raises(ValueError, match="choose one of auto, float32, bfloat16, float16"):
+    with pytest.raises(ValueError, match="max_steps must be a whole number ≥ 1, got 10.5"):
+        TrainConfig(max_steps=10.5)
+    for field, value in [("grad_clip", -1.0), ("weight_decay", -0.1), ("eps", float("nan"))]:
+        with pytest.raises(ValueError, match=f"{field} must be ≥ 0"):
+            TrainConfig(**{field: value})
+    with pytest.raises(ValueError, match="lr must be a positive number, got inf"):
+        TrainConfig(lr=float("inf"))
+    with pytest.raises(ValueError, match="min_lr_ratio must be in \\[0, 1\\]"):
+        TrainConfig(min_lr_ratio=1.5)
+    with pytest.raises(ValueError, match="betas must be two numbers in \\[0, 1\\)"):
+        TrainConfig(betas=(0.9, 1.0))
+    with pytest.raises(ValueError, match="choose auto, float32, bfloat16, float16"):
         TrainConfig(precision="fp8")
-    with pytest.raises(ValueError, match="eval_interval and eval_batches must be ≥ 1"):
+    with pytest.raises(ValueError, match="eval_interval must be a whole number ≥ 1"):
         TrainConfig(eval_interval=0)
     with pytest.raises(ValueError, match="micro_batch_size must be between 1 and batch_size=8"):
         TrainConfig(batch_size=8, micro_batch_size=16)
@@ -151,43 +204,25 @@ def test_compiled_training_matches_eager():
     assert compiled["val"] == pytest.approx(eager["val"], abs=1e-4)
 
 
-def test_cli_trains_and_writes_a_checkpoint(tmp_path, capsys):
-    args = [
-        "--preset",
-        "book-tiny",
-        "--out",
-        str(tmp_path / "run"),
-        "--max-steps",
-        "4",
-        "--warmup-steps",
-        "1",
-        "--eval-interval",
-        "2",
-        "--eval-batches",
-        "1",
-        "--batch-size",
-        "4",
-        "--device",
-        "cpu",
-    ]
+CLI_ARGS = "--preset book-tiny --max-steps 4 --warmup-steps 1 --eval-interval 2 --eval-batches 1"
+CLI_ARGS += " --batch-size 4 --device cpu"
+
+
+def test_cli_trains_resumes_and_writes_the_model(tmp_path, capsys):
+    args = [*CLI_ARGS.split(), "--out", str(tmp_path / "run")]
     assert main(args) == 0
     assert "step 4: train" in capsys.readouterr().out
     assert GPT.load(tmp_path / "run").config == GPTConfig.preset("book-tiny")
-    assert (
-        main(
-            [
-                *args[:-2],
-                "--max-steps",
-                "6",
-                "--device",
-                "cpu",
-                "--resume",
-                "--micro-batch-size",
-                "2",
-            ]
-        )
-        == 0
-    )
+    shutil.rmtree(tmp_path / "run" / "checkpoints" / "step-00000004")  # as if stopped at step 3
+    with pytest.warns(UserWarning, match="micro_batch_size: None → 2"):
+        assert main([*args, "--resume", "--micro-batch-size", "2"]) == 0
+    assert "step 4: train" in capsys.readouterr().out
+
+
+def test_cli_refuses_junk_from_torchrun(tmp_path, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "two")
+    with pytest.raises(ValueError, match="WORLD_SIZE='two' is not a whole number"):
+        main([*CLI_ARGS.split(), "--out", str(tmp_path / "run")])
 
 
 def _free_port() -> int:
@@ -215,9 +250,8 @@ def _ddp_worker(rank: int, world: int, port: int, out: str, micro_batch_size: in
     dist.destroy_process_group()
 
 
-@pytest.mark.parametrize(
-    "micro_batch_size", [None, 2]
-)  # 2: each process accumulates two micro-batches
+# micro_batch_size 2: each process accumulates two micro-batches
+@pytest.mark.parametrize("micro_batch_size", [None, 2])
 def test_ddp_two_processes_match_one(tmp_path, micro_batch_size):
     out = str(tmp_path / "ddp.pt")
     mp.spawn(_ddp_worker, args=(2, _free_port(), out, micro_batch_size), nprocs=2, join=True)
@@ -229,9 +263,8 @@ def test_ddp_two_processes_match_one(tmp_path, micro_batch_size):
     ddp = torch.load(out, weights_only=True)
     for name, p in single.state_dict().items():
         assert torch.allclose(p, ddp["state"][name], atol=1e-5), name
-    assert ddp["losses"] == pytest.approx(
-        history["train"], abs=1e-5
-    )  # logged: the global batch's loss
+    # what is logged is the global batch's loss
+    assert ddp["losses"] == pytest.approx(history["train"], abs=1e-5)
 
 
 def test_each_process_takes_its_slice_of_the_global_batch():
@@ -274,24 +307,7 @@ def test_training_on_gpt2_tokens():
 
 def test_torchrun_runs_the_cli_on_two_processes(tmp_path):
     # The chapter's command, on the CPU: torchrun starts two processes, which meet over gloo.
-    args = [
-        "--preset",
-        "book-tiny",
-        "--out",
-        str(tmp_path / "run"),
-        "--max-steps",
-        "4",
-        "--warmup-steps",
-        "1",
-        "--eval-interval",
-        "2",
-        "--eval-batches",
-        "1",
-        "--batch-size",
-        "4",
-        "--device",
-        "cpu",
-    ]
+    args = [*CLI_ARGS.split(), "--out", str(tmp_path / "run")]
     run = subprocess.run(
         [
             sys.executable,
