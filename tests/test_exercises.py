@@ -2,53 +2,611 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
+import math
+import re
 from collections import Counter
+from collections.abc import Callable
 
 import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
 
 from gptbook import data, exercises
 from gptbook.exercises import ExerciseFailed
+from gptbook.exercises._grading import Exercise
+
+# --- Right answers: the notebooks' solutions (book/*.ipynb), with the package's parameter names.
 
 
-def _longest(dataset):
+def longest_work(dataset):
     return max(dataset, key=lambda row: len(row["text"]))["title"]
 
 
-def _windows(ids, block_size):
+def top_chars():
+    return Counter(data.text("train")).most_common(5)
+
+
+def eval_windows(ids, block_size):
     n = (len(ids) - 1) // block_size
-    return ids[: n * block_size].view(n, block_size), ids[1 : n * block_size + 1].view(
-        n, block_size
+    x = ids[: n * block_size].view(n, block_size)
+    y = ids[1 : n * block_size + 1].view(n, block_size)
+    return x, y
+
+
+def bigram_counts(ids, vocab_size):
+    pairs = ids[:-1] * vocab_size + ids[1:]
+    return torch.bincount(pairs, minlength=vocab_size * vocab_size).view(vocab_size, vocab_size)
+
+
+def generate_tokens(model, idx, max_new_tokens, temperature, position=-1):
+    for _ in range(max_new_tokens):
+        logits = model(idx)[0][:, position, :]
+        if temperature == 0:
+            next_id = logits.argmax(dim=-1, keepdim=True)
+        else:
+            next_id = torch.multinomial(torch.softmax(logits / temperature, dim=-1), 1)
+        idx = torch.cat([idx, next_id], dim=1)
+    return idx
+
+
+def remask(tokens, confidence, n_mask, mask_id, largest=False):
+    out = tokens.clone()
+    for row in range(tokens.shape[0]):
+        order = torch.argsort(confidence[row], descending=largest)
+        out[row, order[:n_mask]] = mask_id
+    return out
+
+
+def speculative_parts(p, q):
+    accept = torch.clamp(p / q, max=1.0)
+    residual = torch.clamp(p - q, min=0)
+    return accept, residual / residual.sum()
+
+
+def get_pair_counts(ids):
+    counts = {}
+    for pair in zip(ids, ids[1:]):
+        counts[pair] = counts.get(pair, 0) + 1
+    return counts
+
+
+def merge_pair(ids, pair, new_id, skip=2):
+    out, i = [], 0
+    while i < len(ids):
+        if i + 1 < len(ids) and (ids[i], ids[i + 1]) == pair:
+            out.append(new_id)
+            i += skip
+        else:
+            out.append(ids[i])
+            i += 1
+    return out
+
+
+def one_hot_lookup(ids, weight):
+    return F.one_hot(ids, weight.shape[0]).to(weight.dtype) @ weight
+
+
+def tie(embedding, head):
+    head.weight = embedding.weight
+
+
+def sinusoidal_table(T, d, swap=False):
+    position = torch.arange(T, dtype=torch.float64)[:, None]
+    omega = 10_000 ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)
+    table = torch.zeros(T, d, dtype=torch.float64)
+    table[:, int(swap) :: 2] = torch.sin(position * omega)
+    table[:, 1 - int(swap) :: 2] = torch.cos(position * omega)
+    return table
+
+
+def rope(x, positions, sign=1.0):
+    D = x.shape[-1]
+    omega = 10_000 ** (-torch.arange(0, D, 2, dtype=torch.float64) / D)
+    theta = positions.double()[:, None] * omega
+    a, b = x[..., 0::2], x[..., 1::2]
+    out = torch.empty_like(x)
+    out[..., 0::2] = a * theta.cos() - sign * b * theta.sin()
+    out[..., 1::2] = sign * a * theta.sin() + b * theta.cos()
+    return out
+
+
+def rotation_for_offset(k, d):
+    M = torch.zeros(d, d, dtype=torch.float64)
+    for i in range(d // 2):
+        angle = torch.tensor(k * 10_000 ** (-2 * i / d), dtype=torch.float64)
+        M[2 * i : 2 * i + 2, 2 * i : 2 * i + 2] = torch.stack(
+            [torch.stack([angle.cos(), -angle.sin()]), torch.stack([angle.sin(), angle.cos()])]
+        )
+    return M
+
+
+class PositionTable(nn.Module):
+    """Exercise 3.4's solution; the arguments after ``d`` make the typical mistakes."""
+
+    def __init__(
+        self, block_size, d, error=ValueError, message="block_size={}", extra=0, detach=False
+    ):
+        super().__init__()
+        self.block_size, self.error, self.message = block_size, error, message
+        self.weight = nn.Parameter(torch.randn(block_size + extra, d) * 0.02)
+        self.detach = detach
+
+    def forward(self, T):
+        if T > self.block_size and self.error is not None:
+            raise self.error(self.message.format(self.block_size))
+        return self.weight[:T].detach() if self.detach else self.weight[:T]
+
+
+def make_table(block_size, d):
+    return PositionTable(block_size, d)
+
+
+def causal(T):
+    i = torch.arange(T)
+    return i[None, :] <= i[:, None]
+
+
+def attend(q, k, v, mask=None, scale=True, dim=-1):
+    scores = q @ k.T / (q.shape[-1] ** 0.5 if scale else 1.0)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    return torch.softmax(scores, dim=dim) @ v
+
+
+def split_heads(x, n_head):
+    B, T, C = x.shape
+    return x.view(B, T, n_head, C // n_head).transpose(1, 2)
+
+
+def merge_heads(x):
+    B, H, T, D = x.shape
+    return x.transpose(1, 2).reshape(B, T, H * D)
+
+
+def banded(T, width):
+    i = torch.arange(T)
+    distance = i[:, None] - i[None, :]
+    return (distance >= 0) & (distance < width)
+
+
+def post_ln_block(x, block):
+    h = block.ln1(x + block.attn(x))
+    return block.ln2(h + block.mlp(h))
+
+
+def schedule(step, max_steps, warmup_steps, lr, min_lr_ratio):
+    if step < warmup_steps:
+        return lr * (step + 1) / warmup_steps
+    progress = min((step - warmup_steps) / max(1, max_steps - warmup_steps), 1.0)
+    return lr * (min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def count_parameters(vocab_size, block_size, n_layer, n_embd):
+    d = n_embd
+    per_block = (4 * d * d + 4 * d) + (8 * d * d + 5 * d) + 4 * d
+    return vocab_size * d + block_size * d + n_layer * per_block
+
+
+def batch_loss(logits, targets):
+    log_probs = torch.log_softmax(logits, dim=-1)
+    return -log_probs.gather(-1, targets[..., None]).mean()
+
+
+# The arguments of each grader when the answer is right (top_chars is a value: built lazily).
+RIGHT: dict[str, Callable[[], tuple]] = {
+    "0.1": lambda: (longest_work,),
+    "0.2": lambda: (top_chars(),),
+    "0.3": lambda: (eval_windows,),
+    "1.1": lambda: (bigram_counts,),
+    "1.2": lambda: (generate_tokens,),
+    "1.3": lambda: (remask,),
+    "1.4": lambda: (speculative_parts,),
+    "2.1": lambda: (get_pair_counts,),
+    "2.2": lambda: (merge_pair,),
+    "2.3": lambda: (one_hot_lookup,),
+    "2.4": lambda: (tie,),
+    "3.1": lambda: (sinusoidal_table,),
+    "3.2": lambda: (rope,),
+    "3.3": lambda: (rotation_for_offset,),
+    "3.4": lambda: (make_table,),
+    "4.1": lambda: (causal,),
+    "4.2": lambda: (attend,),
+    "4.3": lambda: (split_heads, merge_heads),
+    "4.4": lambda: (banded,),
+    "5.1": lambda: (post_ln_block,),
+    "5.2": lambda: (schedule,),
+    "5.3": lambda: (count_parameters,),
+    "5.4": lambda: (batch_loss,),
+}
+
+
+def grader(number: str) -> Callable:
+    chapter, n = number.split(".")
+    return getattr(exercises, f"check_{int(chapter):02d}_{n}")
+
+
+def test_every_grader_has_a_right_answer():
+    names = {name for name in exercises.__all__ if name.startswith("check_")}
+    assert names == {grader(number).__name__ for number in RIGHT}
+
+
+@pytest.mark.parametrize("number", list(RIGHT))
+def test_right_answer_passes(number, capsys):
+    grader(number)(*RIGHT[number]())
+    out = capsys.readouterr().out
+    assert out.startswith(f"✓ Exercise {number} passed: ") and out.count("\n") == 1
+
+
+# --- Typical mistakes: (exercise, what the message must say, the wrong answer...).
+
+WRONG = [
+    # 0.1: the shortest work, the text instead of the title, an error, a value for a function
+    (
+        "0.1",
+        "longest work is 'King Richard III'",
+        lambda d: min(d, key=lambda r: len(r["text"]))["title"],
+    ),
+    ("0.1", "but the longest work is", lambda d: max(d, key=lambda r: len(r["text"]))["text"]),
+    ("0.1", "raised ZeroDivisionError: division by zero", lambda d: 1 / 0),
+    ("0.1", "expected a function, got str", "Hamlet"),
+    # 0.3: one window, Y = X, overlapping windows, one tensor instead of two
+    ("0.3", "must have shape", lambda ids, t: (ids[:t][None], ids[1 : t + 1][None])),
+    ("0.3", "Y is wrong.*shifted .*entries differ", lambda ids, t: (eval_windows(ids, t)[0],) * 2),
+    (
+        "0.3",
+        r"53 ids and block_size=5, X and Y must have shape \(10, 5\)",
+        lambda ids, t: (ids[:-1].unfold(0, t, 1), ids[1:].unfold(0, t, 1)),
+    ),
+    ("0.3", r"return the 2 values \(X, Y\)", lambda ids, t: eval_windows(ids, t)[0]),
+    # 1.1: rows and columns swapped, a wrap-around pair, the wrong size
+    ("1.1", "is row i the previous token", lambda ids, V: bigram_counts(ids, V).T),
+    (
+        "1.1",
+        "20 tokens hold 19 .* add up to 20",
+        lambda ids, V: bigram_counts(torch.cat([ids, ids[:1]]), V),
+    ),
+    (
+        "1.1",
+        r"counts for vocab_size=3 should have shape \(3, 3\), got \(4, 4\)",
+        lambda ids, V: bigram_counts(ids, V + 1),
+    ),
+    # 1.2: the first position's logits, only the new tokens, the temperature ignored
+    ("1.2", "temperature 0", lambda *a: generate_tokens(*a, position=0)),
+    (
+        "1.2",
+        r"should have shape \(3, 5\), got \(3, 4\)",
+        lambda m, idx, n, t: generate_tokens(m, idx, n, t)[:, 1:],
+    ),
+    ("1.2", "at temperature 0.5", lambda m, idx, n, t: generate_tokens(m, idx, n, t and 1.0)),
+    # 1.3: the most confident positions, one mask too many
+    ("1.3", "LOWEST confidence", lambda *a: remask(*a, largest=True)),
+    ("1.3", "exactly n_mask=0 masked", lambda t, c, n, m: remask(t, c, n + 1, m)),
+    # 1.4: no min(1, ·), an unnormalised residual, a single value
+    (
+        "1.4",
+        "accept is not the acceptance probability.*largest error",
+        lambda p, q: (p / q, speculative_parts(p, q)[1]),
+    ),
+    ("1.4", "residual is not", lambda p, q: (speculative_parts(p, q)[0], (p - q).clamp(min=0))),
+    (
+        "1.4",
+        r"return the 2 values \(accept, residual\), got Tensor\.",
+        lambda p, q: speculative_parts(p, q)[0],
+    ),
+    # 2.1: pairs counted without overlaps, a list instead of a dict
+    ("2.1", r"for ids \[1, 2, 3, 1, 2\] expected", lambda ids: Counter(zip(ids[::2], ids[1::2]))),
+    ("2.1", "return a dict", lambda ids: list(zip(ids, ids[1:]))),
+    # 2.2: merges that overlap, a merge done in place with nothing returned
+    (
+        "2.2",
+        r"merging \(1, 2\) in \[1, 2, 3, 1, 2\] should give \[99, 3, 99\]",
+        lambda *a: merge_pair(*a, skip=1),
+    ),
+    ("2.2", "got NoneType", lambda ids, pair, new_id: None),
+    # 2.3: one_hot without V and dtype, the rows of the previous id, a transposed result
+    ("2.3", "raised RuntimeError.*\nHint: .*V = weight.shape", lambda ids, w: F.one_hot(ids) @ w),
+    (
+        "2.3",
+        r"must equal the rows weight\[ids\] \(largest error [\d.]+ at \(\d+, \d\)",
+        lambda ids, w: one_hot_lookup(ids, w.roll(1, 0)),
+    ),
+    (
+        "2.3",
+        r"ids of shape \(5,\) should have shape \(5, 4\), got \(4, 5\)",
+        lambda ids, w: one_hot_lookup(ids, w).T,
+    ),
+    # 2.4: a copy, no tying at all
+    (
+        "2.4",
+        "very same Parameter",
+        lambda e, h: setattr(h, "weight", nn.Parameter(e.weight.clone())),
+    ),
+    ("2.4", "not a copy", lambda e, h: None),
+    # 3.1: sin and cos swapped, 10000^(-i/d)
+    (
+        "3.1",
+        r"differs from sin/cos.*\(largest error [\d.]+ at \(\d+, \d+\)",
+        lambda T, d: sinusoidal_table(T, d, swap=True),
+    ),
+    ("3.1", "differs from sin/cos", lambda T, d: sinusoidal_table(T, 2 * d)[:, :d]),
+    # 3.2: rotating the wrong way, the positions ignored, half the features
+    ("3.2", "starting at 0", lambda x, p: rope(x, p, sign=-1.0)),
+    ("3.2", "starting at 20", lambda x, p: rope(x, torch.arange(len(p)))),
+    (
+        "3.2",
+        r"rotated x should have shape \(2, 3, 7, 8\), got \(2, 3, 7, 4\)",
+        lambda x, p: rope(x, p)[..., :4],
+    ),
+    # 3.3: the rotation the wrong way (transposed), the identity, half the rows
+    (
+        "3.3",
+        r"for k = 1, PE\(p\) @ M is not PE\(p \+ k\)",
+        lambda k, d: rotation_for_offset(k, d).T,
+    ),
+    ("3.3", "for k = 1", lambda k, d: torch.eye(d)),
+    (
+        "3.3",
+        r"should have shape \(12, 12\), got \(6, 12\)",
+        lambda k, d: rotation_for_offset(k, d)[:6],
+    ),
+    # 3.4: a tensor, a row too many, a detached copy, no limit, the wrong error, a vague error
+    ("3.4", "return an nn.Module", lambda n, d: torch.zeros(n, d)),
+    ("3.4", "yours has 36", lambda n, d: PositionTable(n, d, extra=1)),
+    ("3.4", "does not depend on the parameters", lambda n, d: PositionTable(n, d, detach=True)),
+    ("3.4", "must raise a ValueError", lambda n, d: PositionTable(n, d, error=None)),
+    ("3.4", "raised IndexError", lambda n, d: PositionTable(n, d, error=IndexError)),
+    (
+        "3.4",
+        "say what the limit is: your message was 'too long'",
+        lambda n, d: PositionTable(n, d, message="too long"),
+    ),
+    # 4.1: the upper triangle, the diagonal left out, integers instead of booleans
+    ("4.1", "for T = 4 the mask is wrong", lambda T: causal(T).T),
+    (
+        "4.1",
+        r"for T = 1 .*first at \(0, 0\): got False, expected True",
+        lambda T: torch.ones(T, T, dtype=torch.bool).tril(-1),
+    ),
+    ("4.1", "return a boolean mask", lambda T: causal(T).int()),
+    # 4.2: no scaling, the mask ignored, the softmax over the queries
+    ("4.2", "not scaled", lambda q, k, v, m: attend(q, k, v, m, scale=False)),
+    ("4.2", "with the causal mask", lambda q, k, v, m: attend(q, k, v)),
+    (
+        "4.2",
+        r"differs from softmax\(q kᵀ / √d\) v \(largest error",
+        lambda q, k, v, m: attend(q, k, v, m, dim=0),
+    ),
+    # 4.3: a view without the transpose, a merge without it, the head axis after time
+    ("4.3", "head h must hold", lambda x, h: x.view(x.shape[0], h, x.shape[1], -1), merge_heads),
+    ("4.3", "must give x back", split_heads, lambda x: x.reshape(x.shape[0], x.shape[2], -1)),
+    (
+        "4.3",
+        r"should have shape \(2, 3, 5, 4\), got \(2, 5, 3, 4\)",
+        lambda x, h: x.view(*x.shape[:2], h, -1),
+        merge_heads,
+    ),
+    # 4.4: width + 1 positions, not causal
+    ("4.4", "for T = 6, width = 1", lambda T, w: banded(T, w + 1)),
+    (
+        "4.4",
+        "for T = 8, width = 3",
+        lambda T, w: (torch.arange(T)[:, None] - torch.arange(T)).abs() < w,
+    ),
+    # 5.1: the LayerNorms in the wrong places, the residuals forgotten
+    ("5.1", "differs from LN2", lambda x, b: x + b.mlp(b.ln2(x + b.attn(b.ln1(x))))),
+    ("5.1", "LN2.*largest", lambda x, b: b.ln2(b.mlp(b.ln1(b.attn(x))))),
+    # 5.2: the warmup off by one, no floor, a list
+    (
+        "5.2",
+        r"at step 0 \(.*\) expected 0.1, got 0\.",
+        lambda s, n, w, lr, r: lr * s / w if s < w else schedule(s, n, w, lr, r),
+    ),
+    (
+        "5.2",
+        "at step 55 .* expected 0.55, got 0.5",
+        lambda s, n, w, lr, r: schedule(s, n, w, lr, 0.0),
+    ),
+    ("5.2", "should return one number", lambda *a: [schedule(*a)]),
+    # 5.3: the head not tied, the position table forgotten, a fraction
+    ("5.3", r"off by \+5,376", lambda V, T, L, d: count_parameters(V, T, L, d) + V * d),
+    ("5.3", "off by -4,096", lambda V, T, L, d: count_parameters(V, T, L, d) - T * d),
+    ("5.3", "whole number", lambda *a: count_parameters(*a) + 0.5),
+    # 5.4: the sum, the positions' losses, the softmax over the wrong axis
+    (
+        "5.4",
+        "not the mean cross-entropy",
+        lambda lg, t: F.cross_entropy(lg.view(-1, 11), t.view(-1), reduction="sum"),
+    ),
+    (
+        "5.4",
+        r"got shape \(3, 5\)",
+        lambda lg, t: F.cross_entropy(lg.transpose(1, 2), t, reduction="none"),
+    ),
+    (
+        "5.4",
+        "not the mean cross-entropy",
+        lambda lg, t: -torch.log_softmax(lg, 1).gather(-1, t[..., None]).mean(),
+    ),
+]
+
+# 0.2's answer is a value, built when the test runs: counts off by one, another split, ...
+WRONG_TOP_CHARS = [
+    ("list of 5", lambda: top_chars()[:4]),
+    ("training split", lambda: Counter(data.text("val")).most_common(6)[1:]),
+    (r"some counts are not: ' ' has [\d,]+, not", lambda: [(c, n + 1) for c, n in top_chars()]),
+    (r"\(character, count\) pairs", lambda: [c for c, _ in top_chars()]),
+]
+
+
+def assert_explained(number: str, args: tuple, says: str) -> None:
+    """The grader of ``number`` refuses ``args`` with a message that names it, says ``says``
+    and gives a hint."""
+    with pytest.raises(ExerciseFailed) as failed:
+        grader(number)(*args)
+    message = str(failed.value)
+    assert message.startswith(f"Exercise {number}: "), message
+    assert re.search(r"\nHint: \S", message), f"no hint in: {message}"
+    assert re.search(says, message, re.S), f"{says!r} not in: {message}"
+
+
+def test_every_grader_has_wrong_answers():
+    assert {case[0] for case in WRONG} | {"0.2"} == set(RIGHT)
+
+
+@pytest.mark.parametrize("case", WRONG, ids=[f"{c[0]}-{i}" for i, c in enumerate(WRONG)])
+def test_wrong_answer_is_explained(case, capsys):
+    number, says, *args = case
+    assert_explained(number, tuple(args), says)
+    assert "passed" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("says", "answer"), WRONG_TOP_CHARS)
+def test_wrong_top_chars_are_explained(says, answer):
+    assert_explained("0.2", (answer(),), says)
+
+
+# --- The notebooks' own solution cells pass, printing the lines their outputs show.
+
+
+def _exercise_cells(path):
+    cells = json.loads(path.read_text())["cells"]
+    for cell in cells:
+        nbgrader = cell.get("metadata", {}).get("nbgrader", {})
+        if cell["cell_type"] == "code" and (nbgrader.get("solution") or nbgrader.get("grade")):
+            yield "".join(cell["source"]), nbgrader.get("grade", False), cell.get("outputs", [])
+
+
+@pytest.mark.parametrize("chapter", range(6))
+def test_notebook_solutions_pass(root, chapter):
+    (path,) = (root / "book").glob(f"{chapter:02d}_*.ipynb")
+    namespace = {"torch": torch, "data": data, "math": math, "exercises": exercises}
+    graded = 0
+    for source, is_grade, outputs in _exercise_cells(path):
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            exec(compile(source, f"{path.name}", "exec"), namespace)
+        if is_grade:
+            graded += 1
+            committed = "".join(
+                "".join(o.get("text", "")) for o in outputs if o.get("name") == "stdout"
+            )
+            assert printed.getvalue().startswith("✓ Exercise"), printed.getvalue()
+            if committed:  # the committed output shows the same success line
+                assert printed.getvalue() == committed
+    assert graded >= 3
+
+
+# --- The helper every grader uses.
+
+
+def test_helper_refuses_a_non_callable():
+    with pytest.raises(ExerciseFailed, match=r"^Exercise 9\.9: expected a function, got int\.\n"):
+        Exercise("9.9").call(42)
+    with pytest.raises(ExerciseFailed, match=r"Hint: pass the function itself"):
+        Exercise("9.9").call(torch.zeros(3))
+
+
+def test_helper_reports_the_readers_exception():
+    def answer(items):
+        return items[5]
+
+    with pytest.raises(ExerciseFailed) as failed:
+        Exercise("9.9").call(answer, [1, 2])
+    message = str(failed.value)
+    assert message.startswith(
+        "Exercise 9.9: answer(...) raised IndexError: list index out of range"
+    )
+    assert "\nHint: " in message
+    assert isinstance(failed.value.__cause__, IndexError)  # the reader's traceback is kept
+    with pytest.raises(ExerciseFailed, match=r"raised KeyError.*\nHint: my hint"):
+        Exercise("9.9").call(lambda: {}["x"], hint="my hint")
+    assert Exercise("9.9").call(lambda a, b: a + b, 2, 3) == 5
+
+
+def test_helper_tensor_and_number():
+    ex = Exercise("9.9")
+    got = ex.tensor(lambda: [[1, 2], [3, 4]], dtype=torch.float64)
+    assert got.dtype == torch.float64 and got.shape == (2, 2)
+    with pytest.raises(ExerciseFailed, match=r"what <lambda> returned should be a tensor, got str"):
+        ex.tensor(lambda: "abc")
+    with pytest.raises(ExerciseFailed, match=r"should be a tensor, got NoneType.*\nHint: return"):
+        ex.tensor(lambda: None)
+    x, y = ex.tensors(lambda: ([1], torch.ones(2)), names=("X", "Y"))
+    assert x.tolist() == [1] and y.tolist() == [1.0, 1.0]
+    with pytest.raises(
+        ExerciseFailed, match=r"return the 2 values \(X, Y\), got tuple of length 3"
+    ):
+        ex.tensors(lambda: (1, 2, 3), names=("X", "Y"))
+    with pytest.raises(ExerciseFailed, match=r"Y should be a tensor, got str"):
+        ex.tensors(lambda: (1, "y"), names=("X", "Y"))
+    assert ex.scalar(lambda: torch.tensor([2.5])) == 2.5
+    with pytest.raises(ExerciseFailed, match=r"<lambda> should return one number, got list"):
+        ex.scalar(lambda: [1, 2])
+
+
+def test_helper_shape_mismatch():
+    ex = Exercise("9.9")
+    ex.expect_shape(torch.zeros(2, 3), (2, 3))
+    with pytest.raises(
+        ExerciseFailed, match=r"^Exercise 9\.9: the mask should have shape \(2, 3\), got \(3, 2\)\."
+    ):
+        ex.expect_shape(torch.zeros(3, 2), (2, 3), "the mask")
+    with pytest.raises(ExerciseFailed, match=r"got a list with no shape\.\nHint: "):
+        ex.expect_shape([1, 2], (2,))
+    with pytest.raises(ExerciseFailed, match=r"\nHint: one row per token$"):
+        ex.expect_shape(torch.zeros(1), (2,), hint="one row per token")
+    # expect_close and expect_equal check the shape before the values
+    with pytest.raises(ExerciseFailed, match=r"should have shape \(2,\), got \(3,\)"):
+        ex.expect_close(torch.zeros(3), torch.zeros(2), "values differ")
+    with pytest.raises(ExerciseFailed, match=r"x should have shape \(2,\), got \(3,\)"):
+        ex.expect_equal(torch.zeros(3), torch.zeros(2), "values differ", what="x")
+
+
+def test_helper_closeness_gives_the_largest_error():
+    ex = Exercise("9.9")
+    want = torch.zeros(2, 3)
+    ex.expect_close(want + 1e-8, want, "never shown")
+    got = want.clone()
+    got[1, 2], got[0, 0] = 0.5, 0.1
+    with pytest.raises(ExerciseFailed) as failed:
+        ex.expect_close(got, want, "the table is off.", hint="check the sign")
+    assert str(failed.value) == (
+        "Exercise 9.9: the table is off (largest error 0.5 at (1, 2): got 0.5, expected 0)."
+        "\nHint: check the sign"
+    )
+    ex.expect_close(got, want, "within atol", atol=0.6)
+    with pytest.raises(ExerciseFailed, match=r"largest error inf at \(1,\): got nan"):
+        ex.expect_close(torch.tensor([0.0, math.nan]), torch.zeros(2), "NaN")
+    with pytest.raises(ExerciseFailed, match=r"a scalar \(largest error 1: got 3, expected 2\)\."):
+        ex.expect_close(torch.tensor(3.0), torch.tensor(2.0), "a scalar")
+
+
+def test_helper_equality_says_where():
+    ex = Exercise("9.9")
+    want = torch.arange(6).view(2, 3)
+    ex.expect_equal(want.clone(), want, "never shown")
+    got = want.clone()
+    got[0, 1] = 5
+    with pytest.raises(ExerciseFailed) as failed:
+        ex.expect_equal(got, want, "wrong ids.", "shift by one")
+    assert str(failed.value) == (
+        "Exercise 9.9: wrong ids (1 of 6 entries differ; first at (0, 1): got 5, expected 1)."
+        "\nHint: shift by one"
     )
 
 
-def test_00_1(capsys):
-    exercises.check_00_1(_longest)
-    assert "✓ Exercise 0.1 passed" in capsys.readouterr().out
-    with pytest.raises(ExerciseFailed, match="longest work is 'King Richard III'.*\nHint:"):
-        exercises.check_00_1(lambda d: min(d, key=lambda r: len(r["text"]))["title"])
-    with pytest.raises(ExerciseFailed, match="raised ZeroDivisionError"):
-        exercises.check_00_1(lambda d: 1 / 0)
-    with pytest.raises(ExerciseFailed, match="expected a function"):
-        exercises.check_00_1("Hamlet")
-
-
-def test_00_2(capsys):
-    right = Counter(data.text("train")).most_common(5)
-    exercises.check_00_2(right)
-    assert "passed" in capsys.readouterr().out
-    with pytest.raises(ExerciseFailed, match="list of 5"):
-        exercises.check_00_2(right[:4])
-    with pytest.raises(ExerciseFailed, match="training split"):
-        exercises.check_00_2(Counter(data.text("val")).most_common(6)[1:])
-    with pytest.raises(ExerciseFailed, match="some counts are not"):
-        exercises.check_00_2([(c, n + 1) for c, n in right])
-
-
-def test_00_3(capsys):
-    exercises.check_00_3(_windows)
-    assert "passed" in capsys.readouterr().out
-    with pytest.raises(ExerciseFailed, match="must have shape"):
-        exercises.check_00_3(lambda ids, t: (ids[:t][None], ids[1 : t + 1][None]))
-    with pytest.raises(ExerciseFailed, match="Y is wrong.*shifted"):
-        exercises.check_00_3(lambda ids, t: (_windows(ids, t)[0], _windows(ids, t)[0]))
+def test_helper_expect_and_passed(capsys):
+    ex = Exercise("9.9")
+    ex.expect(True, "never shown")
+    with pytest.raises(ExerciseFailed, match=r"^Exercise 9\.9: wrong\.$"):
+        ex.expect(False, "wrong.")
+    with pytest.raises(ExerciseFailed, match=r"^Exercise 9\.9: wrong\.\nHint: fix it$"):
+        ex.fail("wrong.", "fix it")
+    ex.passed("all good")
+    ex.passed()
+    assert capsys.readouterr().out == "✓ Exercise 9.9 passed: all good\n✓ Exercise 9.9 passed.\n"
     assert isinstance(ExerciseFailed("x"), AssertionError)

@@ -8,81 +8,87 @@ from collections.abc import Callable
 import torch
 
 from .. import data
-from ._grading import call, expect, passed
+from ._grading import Exercise, shorten
 
 
 def check_00_1(longest_work: Callable) -> None:
-    """0.1 — ``longest_work(dataset) -> title``: the title of the longest work, in characters."""
+    """0.1 — ``longest_work(dataset) -> title``: the title of the longest work, in characters.
+
+    Compares the answer with the longest work of the 'train' and the 'val' split.
+    """
+    ex = Exercise("0.1")
     corpus = data.shakespeare()
     for split in ("train", "val"):
-        rows = list(corpus[split])
-        want = max(rows, key=lambda r: len(r["text"]))["title"]
-        got = call("0.1", longest_work, corpus[split])
-        expect(
+        want = max(corpus[split], key=lambda row: len(row["text"]))["title"]
+        got = ex.call(longest_work, corpus[split])
+        ex.expect(
             got == want,
-            "0.1",
-            f"on the {split!r} split you returned {got!r}, but the longest work is {want!r}.",
+            f"on the {split!r} split you returned {shorten(got)}, "
+            f"but the longest work is {want!r}.",
             "compare len(row['text']) over the rows of the dataset and return the row's 'title'.",
         )
-    passed("0.1", "the longest works are found on both splits")
+    ex.passed("the longest works are found on both splits")
 
 
 def check_00_2(top_chars: list[tuple[str, int]]) -> None:
-    """0.2 — the 5 most frequent characters of the training text with their counts."""
+    """0.2 — the 5 most frequent characters of the training text with their counts.
+
+    Checks the shape of the answer, then the characters, then their counts.
+    """
+    ex = Exercise("0.2")
     want = Counter(data.text("train")).most_common(5)
-    expect(
-        isinstance(top_chars, list | tuple) and len(top_chars) == 5,
-        "0.2",
-        f"expected a list of 5 (character, count) pairs, got {top_chars!r:.80}.",
+    ex.expect(
+        isinstance(top_chars, list | tuple)
+        and len(top_chars) == 5
+        and all(isinstance(pair, list | tuple) and len(pair) == 2 for pair in top_chars),
+        f"expected a list of 5 (character, count) pairs, got {shorten(top_chars)}.",
         "collections.Counter(text).most_common(5) returns exactly that shape.",
     )
-    got = [(c, int(n)) for c, n in top_chars]
-    expect(
-        {c for c, _ in got} == {c for c, _ in want},
-        "0.2",
-        f"your characters are {[c for c, _ in got]!r}; they should be those of the training split.",
+    got = dict((c, int(n)) for c, n in top_chars)
+    ex.expect(
+        set(got) == {c for c, _ in want},
+        f"your characters are {list(got)!r}; they should be those of the training split.",
         "count every character of data.text('train'), spaces and newlines included.",
     )
-    expect(
-        sorted(got) == sorted(want),
-        "0.2",
-        "the characters are right but some counts are not: count the whole training split.",
+    wrong = [(c, got[c], n) for c, n in want if got[c] != n]
+    ex.expect(
+        not wrong,
+        "the characters are right but some counts are not: "
+        + ", ".join(f"{c!r} has {n:,}, not {g:,}" for c, g, n in wrong)
+        + ".",
+        "count the whole training split, data.text('train'), not a part of it.",
     )
     share = want[0][1] / len(data.text("train"))
-    passed("0.2", f"the most frequent character, {want[0][0]!r}, is {share:.1%} of the text")
+    ex.passed(f"the most frequent character, {want[0][0]!r}, is {share:.1%} of the text")
 
 
 def check_00_3(eval_windows: Callable) -> None:
-    """0.3 — ``eval_windows(ids, block_size) -> (X, Y)``: consecutive, non-overlapping windows."""
+    """0.3 — ``eval_windows(ids, block_size) -> (X, Y)``: consecutive, non-overlapping windows.
+
+    Windows of 53 ids with block_size 1, 5, 13 and 52: the shapes, then X, then Y.
+    """
+    ex = Exercise("0.3")
     ids = torch.randperm(53)
     for block in (1, 5, 13, 52):
-        got = call("0.3", eval_windows, ids, block)
-        expect(
-            isinstance(got, tuple) and len(got) == 2,
-            "0.3",
-            f"return a pair (X, Y), got {type(got).__name__}.",
-        )
-        x, y = (torch.as_tensor(t) for t in got)
+        x, y = ex.tensors(eval_windows, ids, block, names=("X", "Y"))
         n = (len(ids) - 1) // block
-        expect(
+        ex.expect(
             x.shape == (n, block) and y.shape == (n, block),
-            "0.3",
             f"with {len(ids)} ids and block_size={block}, X and Y must have shape ({n}, {block}); "
             f"got {tuple(x.shape)} and {tuple(y.shape)}.",
             "every window needs block_size inputs plus one more token for its last target: "
             "n = (len(ids) - 1) // block_size.",
         )
-        want_x = ids[: n * block].view(n, block)
-        want_y = ids[1 : n * block + 1].view(n, block)
-        expect(
-            torch.equal(x, want_x),
-            "0.3",
+        ex.expect_equal(
+            x,
+            ids[: n * block].view(n, block),
             f"X is wrong for block_size={block}: row i must be ids[i*T : (i+1)*T].",
+            "the windows follow each other without overlapping: ids[: n * T].view(n, T).",
         )
-        expect(
-            torch.equal(y, want_y),
-            "0.3",
+        ex.expect_equal(
+            y,
+            ids[1 : n * block + 1].view(n, block),
             f"Y is wrong for block_size={block}: it must be X shifted left by one token.",
             "each target is the token that follows the input at the same position.",
         )
-    passed("0.3", "the windows tile the ids in order, and Y is X shifted by one")
+    ex.passed("the windows tile the ids in order, and Y is X shifted by one")
