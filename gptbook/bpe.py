@@ -2,31 +2,37 @@
 
 Introduced in chapter 2. Text is UTF-8 bytes, so any string is a sequence over 256
 symbols and nothing is ever unknown. Training repeatedly finds the most frequent
-adjacent pair of tokens and merges it into a new token; the vocabulary is the 256
-bytes plus one token per merge. Before counting, a regular expression (the
-*pre-tokeniser*) splits text into words, numbers, punctuation and spaces, so that
-merges never cross those boundaries (no token for "dog." or "dog!").
+adjacent pair of tokens (:func:`best_pair`) and merges it into a new token; the vocabulary
+is the 256 bytes, one token per merge, then the special tokens. Before counting, a regular
+expression (the *pre-tokeniser*) splits text into words, numbers, punctuation and spaces,
+so that merges never cross those boundaries (no token for "dog." or "dog!").
 
 A tokenizer is a table ``ranks``: token bytes -> id, where a lower id was merged
 earlier. Encoding a piece of text starts from its single bytes and keeps merging the
-adjacent pair whose concatenation has the lowest rank: exactly tiktoken's algorithm,
-so :meth:`ByteBPE.from_tiktoken` reproduces GPT-2's ids.
+adjacent pair whose concatenation has the lowest rank (:func:`bpe_parts`): exactly
+tiktoken's algorithm, so :meth:`ByteBPE.from_tiktoken` reproduces GPT-2's ids.
+GPT-2's own file format (``vocab.json`` + ``merges.txt``) is in :mod:`gptbook.bpe_files`.
 """
 
 from __future__ import annotations
 
-import base64
-import json
+import functools
+import heapq
+from array import array
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import regex
 
-from .files import write_text
 from .tokenizers import END_OF_TEXT, GPT2_PATTERN
 
-__all__ = ["END_OF_TEXT", "GPT2_PATTERN", "ByteBPE", "merge", "pair_counts"]
+__all__ = ["ByteBPE", "best_pair", "bpe_parts", "merge", "pair_counts", "valid_text"]
+__all__ += ["END_OF_TEXT", "GPT2_PATTERN"]
+
+Pair = tuple[int, int]
+_REVERSED = bytes(range(255, -1, -1))  # byte b -> 255 - b
+_HELD_BACK = 3  # encode_iterable: pre-tokens kept until more text shows they are final
 
 
 def pair_counts(words: dict[tuple[int, ...], int]) -> Counter:
@@ -51,30 +57,161 @@ def merge(ids: Iterable[int], pair: tuple[int, int], new_id: int) -> list[int]:
     return out
 
 
+def best_pair(counts: Mapping[Pair, int], vocab: Mapping[int, bytes]) -> Pair:
+    """The pair to merge next: the most frequent; a tie goes to the greater pair of byte strings.
+
+    Chapter 2. Comparing ``(count, vocab[a], vocab[b])`` makes training independent of
+    the order in which pairs were counted, as in widely used reference trainers.
+    """
+    return max(counts, key=lambda p: (counts[p], vocab[p[0]], vocab[p[1]]))
+
+
+def _reverse_key(token: bytes) -> str:
+    """A string that sorts byte strings in reverse order, for a min-heap: 255 - b per byte,
+    then a terminator above every byte (so that a prefix sorts after the longer string)."""
+    return token.translate(_REVERSED).decode("latin-1") + "\u0100"
+
+
+def _learn_merges(words: Counter, n_merges: int) -> tuple[list, list[bytes], list[int]]:
+    """The merges learned from ``words`` (bytes -> frequency), the vocabulary, and the tokens
+    left after each merge.
+
+    Chapter 2. The same merges as recounting with :func:`pair_counts` and choosing with
+    :func:`best_pair` every time, but incremental: a merge only revisits the words that contain
+    the pair, and a heap (with entries dropped lazily once their count is stale) finds the best.
+    """
+    tokens = [list(w) for w in words]  # word index -> its current tokens
+    freqs = list(words.values())
+    counts: Counter = Counter()  # pair -> occurrences in the text
+    where: dict[Pair, set[int]] = {}  # pair -> indices of the words that contain it
+    for w, word in enumerate(tokens):
+        for pair in zip(word, word[1:]):
+            counts[pair] += freqs[w]
+            where.setdefault(pair, set()).add(w)
+    vocab = [bytes([i]) for i in range(256)]
+    key = [_reverse_key(b) for b in vocab]
+    heap = [(-c, key[a], key[b], a, b) for (a, b), c in counts.items()]
+    heapq.heapify(heap)  # the top is best_pair(counts, vocab), once stale entries are dropped
+    merges, history = [], [sum(len(w) * f for w, f in zip(tokens, freqs))]
+    while len(merges) < n_merges and heap:
+        neg_count, _, _, a, b = heapq.heappop(heap)
+        if counts.get((a, b)) != -neg_count:
+            continue  # stale: this pair's count changed after the entry was pushed
+        new_id = len(vocab)
+        vocab.append(vocab[a] + vocab[b])
+        key.append(_reverse_key(vocab[-1]))
+        merges.append((a, b, new_id))
+        delta: Counter = Counter()  # pair -> change of its count
+        saved = 0  # tokens saved: the count, less overlaps ("aaa" has 2 "aa" but one merge)
+        for w in where.pop((a, b)):  # (a word whose pair has gone since is merged to itself)
+            old, new = tokens[w], merge(tokens[w], (a, b), new_id)
+            saved += (len(old) - len(new)) * freqs[w]
+            for p in zip(old, old[1:]):
+                delta[p] -= freqs[w]
+            for p in zip(new, new[1:]):
+                delta[p] += freqs[w]
+                where.setdefault(p, set()).add(w)
+            tokens[w] = new
+        history.append(history[-1] - saved)
+        for p, d in delta.items():
+            if d:
+                counts[p] += d
+                if counts[p]:
+                    heapq.heappush(heap, (-counts[p], key[p[0]], key[p[1]], *p))
+                else:
+                    del counts[p]  # as pair_counts would: only pairs that occur
+    return merges, vocab, history
+
+
+def bpe_parts(piece: bytes, ranks: Mapping[bytes, int], max_rank: int | None = None) -> list[bytes]:
+    """Split one pre-token into tokens: merge the adjacent pair of lowest rank until none is left.
+
+    Chapter 2. Ties go to the leftmost pair, as in tiktoken. A heap holds the candidate
+    merges and a linked list the parts, so a merge costs O(log n), not a rescan of the
+    piece: O(n log n) for a piece of n bytes. Ranks ``>= max_rank``, if given, are ignored.
+    """
+
+    def rank(start: int, stop: int) -> int | None:
+        r = ranks.get(piece[start:stop])
+        return r if r is None or max_rank is None or r < max_rank else None
+
+    n = len(piece)
+    end = array("q", range(1, n + 1))  # end[i]: where the part starting at byte i ends (0: gone)
+    before = array("q", range(-1, n - 1))  # before[i]: where the part before it starts
+    # A candidate merge, rank r of the parts starting at i and end[i], is the one number
+    # r * n + i: it sorts by rank then leftmost first, as (r, i) would, in a third of the memory.
+    heap = [r * n + i for i in range(n - 1) if (r := rank(i, i + 2)) is not None]
+    heapq.heapify(heap)
+    while heap:
+        r, i = divmod(heapq.heappop(heap), n)
+        j = end[i]  # the right part starts here
+        if not 0 < j < n or rank(i, end[j]) != r:
+            continue  # stale: one of the two parts has changed since
+        end[i], end[j] = end[j], 0  # the two parts become one
+        if end[i] < n:
+            before[end[i]] = i
+            if (r := rank(i, end[end[i]])) is not None:
+                heapq.heappush(heap, r * n + i)
+        if before[i] >= 0 and (r := rank(before[i], end[i])) is not None:
+            heapq.heappush(heap, r * n + before[i])
+    parts, i = [], 0
+    while i < n:
+        parts.append(piece[i : end[i]])
+        i = end[i]
+    return parts
+
+
+def valid_text(text: str) -> str:
+    """``text`` with lone surrogates (such as "\\ud800") replaced by U+FFFD, as tiktoken does.
+
+    Chapter 2. Surrogates are the only code points UTF-8 cannot encode; a pair of them
+    written as two code points becomes the one character it stands for.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
+
+
+@functools.lru_cache(maxsize=64)
+def _special_splitter(tokens: frozenset[str]) -> regex.Pattern:
+    """A regex that finds these special tokens, the longest first where several match."""
+    return regex.compile("|".join(regex.escape(s) for s in sorted(tokens, key=len, reverse=True)))
+
+
 class ByteBPE:
-    """A byte-level BPE tokenizer: ``ranks`` (bytes -> id), a pre-tokeniser, special tokens."""
+    """A byte-level BPE tokenizer: ``ranks`` (bytes -> id), a pre-tokeniser, special tokens.
+
+    Chapter 2. Encoded pieces are cached, at most ``cache_size`` of them (the cache starts
+    afresh when full), and only pieces of up to 256 characters.
+    """
 
     def __init__(
         self,
         ranks: dict[bytes, int],
         pattern: str = GPT2_PATTERN,
         special_tokens: dict[str, int] | None = None,
+        cache_size: int = 100_000,
     ):
         if len({len(ranks), len(set(ranks.values()))}) != 1:
             raise ValueError("ranks must give every token a different id")
         missing = [b for b in range(256) if bytes([b]) not in ranks]
         if missing:
-            raise ValueError(
-                f"a byte-level vocabulary needs all 256 single bytes; missing {missing[:5]}"
-            )
+            raise ValueError(f"ranks must hold all 256 single bytes; missing {missing[:5]}")
         self.ranks, self.pattern = dict(ranks), pattern
         self.special_tokens = dict(special_tokens or {})
+        if "" in self.special_tokens:
+            raise ValueError("a special token cannot be the empty string")
         self.decoder = {i: b for b, i in self.ranks.items()}
         clash = set(self.special_tokens.values()) & set(self.decoder)
         if clash:
             raise ValueError(f"special token ids {sorted(clash)} are already ordinary tokens")
         self._split = regex.compile(pattern)
-        self._cache: dict[bytes, list[int]] = {}
+        specials = {i: s.encode("utf-8") for s, i in self.special_tokens.items()}
+        self._bytes_of = {**self.decoder, **specials}  # id -> its bytes, for decode
+        self._cache: dict[str, list[int]] = {}
+        self.cache_size = cache_size
         #: The merges in the order training made them: (left id, right id, new id).
         self.merges: list[tuple[int, int, int]] = []
         #: After training: how many tokens the training text takes after k merges.
@@ -87,46 +224,35 @@ class ByteBPE:
         text: str,
         vocab_size: int,
         pattern: str = GPT2_PATTERN,
-        special_tokens: dict[str, int] | None = None,
+        special_tokens: Sequence[str] = (),
     ) -> ByteBPE:
-        """Learn ``vocab_size - 256`` merges from ``text``; ids 0..255 are the bytes.
+        """Learn a vocabulary of ``vocab_size`` tokens from ``text``: the 256 bytes (ids 0..255),
+        ``vocab_size - 256 - len(special_tokens)`` merges, then the special tokens, in order.
 
-        Pair counts are kept up to date as words change, so each merge only revisits
-        the words that contain the merged pair. Ties go to the pair of lowest ids.
+        The text is cut at the special tokens before pre-tokenisation, so no merge crosses
+        or contains one. Pair counts are kept up to date as words change and ties go to
+        the greater pair of byte strings (:func:`best_pair`). GPT-2: 256 + 50,000 + 1.
         """
-        if vocab_size < 256:
-            raise ValueError(f"vocab_size must be ≥ 256 (the bytes), got {vocab_size}")
-        chunks = Counter(regex.findall(pattern, text))
-        words = {tuple(c.encode("utf-8")): f for c, f in chunks.items()}  # word -> frequency
-        counts = pair_counts(words)
-        where: dict[tuple[int, int], set] = {}  # pair -> the words that contain it
-        for word in words:
-            for pair in zip(word, word[1:]):
-                where.setdefault(pair, set()).add(word)
-        vocab = {i: bytes([i]) for i in range(256)}
-        merges = []
-        history = [sum(len(w) * f for w, f in words.items())]  # tokens in the text: bytes at first
-        for new_id in range(256, vocab_size):
-            if not counts:
-                break  # every word is a single token already
-            pair = max(counts, key=lambda p: (counts[p], -p[0], -p[1]))
-            history.append(history[-1] - counts[pair])  # each occurrence saves one token
-            vocab[new_id] = vocab[pair[0]] + vocab[pair[1]]
-            merges.append((*pair, new_id))
-            for word in where.pop(pair, set()):
-                freq = words.pop(word)
-                new_word = tuple(merge(word, pair, new_id))
-                for p in zip(word, word[1:]):  # forget the old word's pairs ...
-                    counts[p] -= freq
-                    if counts[p] <= 0:
-                        del counts[p]
-                    if p in where:
-                        where[p].discard(word)
-                words[new_word] = words.get(new_word, 0) + freq
-                for p in zip(new_word, new_word[1:]):  # ... and count the new one's
-                    counts[p] += freq
-                    where.setdefault(p, set()).add(new_word)
-        tokenizer = cls({b: i for i, b in vocab.items()}, pattern, special_tokens)
+        if isinstance(special_tokens, (str, Mapping)):
+            raise ValueError(
+                "train takes special_tokens as a list of strings, e.g. [END_OF_TEXT]; they get "
+                "the last ids. To choose ids, pass a dict to ByteBPE(ranks, special_tokens=...)"
+            )
+        specials = list(special_tokens)
+        if len(set(specials)) != len(specials) or "" in specials:
+            raise ValueError(f"special tokens must be distinct, non-empty strings: {specials}")
+        if vocab_size < 256 + len(specials):
+            raise ValueError(
+                f"vocab_size must be ≥ 256 (the bytes) + {len(specials)} (the special tokens), "
+                f"got {vocab_size}"
+            )
+        text = valid_text(text)
+        parts = _special_splitter(frozenset(specials)).split(text) if specials else [text]
+        split = regex.compile(pattern)
+        words = Counter(w.encode("utf-8") for part in parts for w in split.findall(part))
+        merges, vocab, history = _learn_merges(words, vocab_size - 256 - len(specials))
+        ids = {s: len(vocab) + k for k, s in enumerate(specials)}  # right after the merges
+        tokenizer = cls({b: i for i, b in enumerate(vocab)}, pattern, ids)
         tokenizer.merges = merges
         tokenizer.train_tokens = history  # [k]: tokens the training text takes after k merges
         return tokenizer
@@ -141,96 +267,124 @@ class ByteBPE:
     def n_vocab(self) -> int:
         return max([*self.decoder, *self.special_tokens.values()]) + 1
 
-    def _encode_chunk(self, piece: bytes) -> list[int]:
-        """BPE on one pre-token: merge the lowest-ranked adjacent pair until none is left."""
-        if piece in self.ranks:
-            return [self.ranks[piece]]
-        parts = [piece[i : i + 1] for i in range(len(piece))]
-        while len(parts) > 1:
-            ranked = [
-                (self.ranks.get(a + b, None), i) for i, (a, b) in enumerate(zip(parts, parts[1:]))
-            ]
-            rank, i = min(((r, i) for r, i in ranked if r is not None), default=(None, -1))
-            if rank is None:
-                break
-            parts[i : i + 2] = [parts[i] + parts[i + 1]]
-        return [self.ranks[p] for p in parts]
-
     def encode_ordinary(self, text: str) -> list[int]:
         """Token ids of ``text``, treating special tokens as plain text."""
-        ids = []
-        for chunk in self._split.findall(text):
-            piece = chunk.encode("utf-8")
-            if piece not in self._cache:
-                self._cache[piece] = self._encode_chunk(piece)
-            ids.extend(self._cache[piece])
+        ids, cache = [], self._cache
+        for piece in self._split.findall(valid_text(text)):
+            if piece not in cache:
+                b = piece.encode("utf-8")  # a whole token is taken as is, as tiktoken does
+                parts = [b] if b in self.ranks else bpe_parts(b, self.ranks)
+                piece_ids = [self.ranks[p] for p in parts]
+                if len(piece) > 256:
+                    ids.extend(piece_ids)
+                    continue
+                if len(cache) >= self.cache_size:
+                    cache.clear()  # bounded memory: start afresh rather than grow
+                cache[piece] = piece_ids
+            ids.extend(cache[piece])
         return ids
 
-    def encode(self, text: str, allowed_special: set[str] | str = frozenset()) -> list[int]:
-        """Token ids of ``text``. Special tokens in the text must be allowed explicitly."""
+    def _allowed(self, allowed_special: set[str] | str) -> frozenset[str]:
+        """The special tokens to encode as such; refuses names this tokenizer does not have."""
         allowed = set(self.special_tokens) if allowed_special == "all" else set(allowed_special)
         unknown = allowed - set(self.special_tokens)
         if unknown:
             raise ValueError(
-                f"unknown special tokens {sorted(unknown)}; this tokenizer has {sorted(self.special_tokens)}"
+                f"unknown special tokens {sorted(unknown)}; "
+                f"this tokenizer has {sorted(self.special_tokens)}"
             )
+        return frozenset(allowed)
+
+    def _refuse_disallowed(self, text: str, allowed: frozenset[str]) -> None:
         found = [s for s in self.special_tokens if s in text and s not in allowed]
         if found:
             raise ValueError(
-                f"the text contains the special token(s) {found}: pass allowed_special={{...}} to encode "
-                "them as special tokens, or encode_ordinary() to treat them as text."
+                f"the text contains the special token(s) {found}: pass allowed_special={{...}} "
+                "to encode them as special tokens, or encode_ordinary() to treat them as text."
             )
+
+    def _encode_with(self, text: str, allowed: frozenset[str]) -> list[int]:
+        """Ids of ``text`` with the ``allowed`` special tokens as single ids (longest first)."""
         if not allowed:
             return self.encode_ordinary(text)
-        splitter = (
-            "(" + "|".join(regex.escape(s) for s in sorted(allowed, key=len, reverse=True)) + ")"
-        )
-        ids = []
-        for i, part in enumerate(regex.split(splitter, text)):
-            ids.extend([self.special_tokens[part]] if i % 2 else self.encode_ordinary(part))
-        return ids
+        ids, start = [], 0
+        for m in _special_splitter(allowed).finditer(text):
+            ids += self.encode_ordinary(text[start : m.start()]) + [self.special_tokens[m[0]]]
+            start = m.end()
+        return ids + self.encode_ordinary(text[start:])
 
+    def encode(self, text: str, allowed_special: set[str] | str = frozenset()) -> list[int]:
+        """Token ids of ``text``. Special tokens in the text must be allowed explicitly."""
+        allowed = self._allowed(allowed_special)
+        self._refuse_disallowed(text, allowed)
+        return self._encode_with(text, allowed)
+
+    def encode_iterable(
+        self, texts: Iterable[str], allowed_special: set[str] | str = frozenset()
+    ) -> Iterator[int]:
+        """Token ids of the concatenated ``texts`` (e.g. an open file, line by line), lazily.
+
+        The same ids as :meth:`encode` on the whole text, in bounded memory: a chunk's text
+        is encoded once more text can no longer change its ids. A pre-token or special token
+        cut by a chunk boundary waits for the next chunk.
+        """
+        return self._encode_stream(iter(texts), self._allowed(allowed_special))
+
+    def _encode_stream(self, texts: Iterator[str], allowed: frozenset[str]) -> Iterator[int]:
+        pending, high, next_try = "", "", 0
+        for chunk in texts:
+            text = high + chunk  # a surrogate pair may be cut in two: hold a high surrogate
+            high = text[-1:] if "\ud800" <= text[-1:] <= "\udbff" else ""
+            pending += valid_text(text[: len(text) - len(high)])
+            if len(pending) >= next_try:
+                self._refuse_disallowed(pending, allowed)
+                cut = self._final_prefix(pending, allowed)
+                yield from self._encode_with(pending[:cut], allowed)
+                pending = pending[cut:]
+                next_try = 2 * len(pending)  # look again once the text has doubled: linear time
+        pending += valid_text(high)
+        self._refuse_disallowed(pending, allowed)
+        yield from self._encode_with(pending, allowed)
+
+    def _final_prefix(self, text: str, allowed: frozenset[str]) -> int:
+        """The length of the longest start of ``text`` whose ids no continuation can change."""
+        longest = max(map(len, self.special_tokens), default=1)
+        stop = max(0, len(text) + 1 - longest)  # what follows may still begin a special token
+        found = _special_splitter(allowed).finditer(text) if allowed else ()
+        start = max((m.end() for m in found if m.start() < stop), default=0)  # ordinary text
+        # A pre-token depends on at most a few characters after it ("x'l" is "x", "'", "l" but
+        # "x'll" is "x", "'ll"), so one followed by three more pre-tokens is final.
+        ends = [m.end() for m in self._split.finditer(text[start:stop])]
+        return start + ends[-1 - _HELD_BACK] if len(ends) > _HELD_BACK else start
+
+    # ------------------------------------------------------------------ decoding
     def decode_bytes(self, ids: Iterable[int]) -> bytes:
-        specials = {i: s.encode("utf-8") for s, i in self.special_tokens.items()}
-        out = []
-        for i in ids:
-            i = int(i)
-            if i in self.decoder:
-                out.append(self.decoder[i])
-            elif i in specials:
-                out.append(specials[i])
-            else:
-                raise ValueError(
-                    f"token id {i} is not in this tokenizer's vocabulary (0..{self.n_vocab - 1})"
-                )
-        return b"".join(out)
+        """The bytes of ``ids``, special tokens as their UTF-8 text."""
+        try:
+            return b"".join(self._bytes_of[int(i)] for i in ids)
+        except KeyError as err:
+            raise ValueError(
+                f"token id {err.args[0]} is not in this tokenizer's vocabulary "
+                f"(0..{self.n_vocab - 1})"
+            ) from None
 
     def decode(self, ids: Iterable[int]) -> str:
-        """Text of ``ids``; bytes that are not valid UTF-8 on their own become U+FFFD, like tiktoken."""
+        """Text of ``ids``; bytes that are not valid UTF-8 become U+FFFD, like tiktoken."""
         return self.decode_bytes(ids).decode("utf-8", errors="replace")
 
     # ------------------------------------------------------------------ files
     def save(self, path: str | Path) -> None:
-        """Write the tokenizer as JSON (ranks as base64, as in tiktoken's files); atomic."""
-        path = Path(path)
-        state = {
-            "pattern": self.pattern,
-            "special_tokens": self.special_tokens,
-            "ranks": [
-                [base64.b64encode(b).decode("ascii"), i]
-                for b, i in sorted(self.ranks.items(), key=lambda x: x[1])
-            ],
-            "merges": self.merges,
-        }
-        write_text(path, json.dumps(state))
+        """Write the tokenizer as one JSON file, atomically (GPT-2's files: :mod:`.bpe_files`)."""
+        from .bpe_files import save_json
+
+        save_json(self, path)
 
     @classmethod
     def load(cls, path: str | Path) -> ByteBPE:
-        state = json.loads(Path(path).read_text(encoding="utf-8"))
-        ranks = {base64.b64decode(b): i for b, i in state["ranks"]}
-        tokenizer = cls(ranks, state["pattern"], state["special_tokens"])
-        tokenizer.merges = [tuple(m) for m in state.get("merges", [])]
-        return tokenizer
+        """Read a file written by :meth:`save`; a damaged one raises a ValueError naming it."""
+        from .bpe_files import load_json
+
+        return load_json(path)
 
     def __repr__(self) -> str:
         return f"ByteBPE(n_vocab={self.n_vocab}, special_tokens={sorted(self.special_tokens)})"

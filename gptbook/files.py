@@ -159,6 +159,7 @@ def locked(target: str | Path) -> Iterator[None]:
         yield
         return
     target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
     with open(target.with_name(target.name + ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:

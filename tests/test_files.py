@@ -95,3 +95,8 @@ def test_atomic_dir_appears_whole_or_not_at_all(tmp_path):
     assert sorted(p.name for p in target.iterdir()) == ["b.txt"], "a new folder replaces the old"
     assert [p.name for p in tmp_path.iterdir()] == ["ckpt"], "no temporary folder is left"
     assert stat.S_IMODE(target.stat().st_mode) == files.DIR_MODE
+
+
+def test_a_lock_makes_its_folder(tmp_path):
+    with files.locked(tmp_path / "new" / "entry"):
+        assert (tmp_path / "new" / "entry.lock").exists()
