@@ -354,8 +354,11 @@ class ByteBPE:
         start = max((m.end() for m in found if m.start() < stop), default=0)  # ordinary text
         # A pre-token depends on at most a few characters after it ("x'l" is "x", "'", "l" but
         # "x'll" is "x", "'ll"), so one followed by three more pre-tokens is final.
-        ends = [m.end() for m in self._split.finditer(text[start:stop])]
-        return start + ends[-1 - _HELD_BACK] if len(ends) > _HELD_BACK else start
+        ends = [m.end() for m in self._split.finditer(text[start:stop])][:-_HELD_BACK]
+        # Nor may the prefix end in whitespace: encoded alone, "\n\n" is one pre-token, but
+        # before "by" it is two ("\n", "\n"): whitespace looks ahead at what follows it.
+        final = [end for end in ends if not text[start + end - 1].isspace()]
+        return start + final[-1] if final else start
 
     # ------------------------------------------------------------------ decoding
     def decode_bytes(self, ids: Iterable[int]) -> bytes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import random
@@ -406,3 +407,15 @@ def test_damaged_gpt2_files_are_named(trained, tmp_path):
     del_a = json.loads(good_vocab)
     del del_a["a"]
     refused(json.dumps(del_a), "#version: 0.2\n", r"vocab\.json has no id for the byte\(s\) \[97\]")
+
+
+def test_encode_iterable_never_cuts_after_whitespace(gpt2, ours):
+    # "\n\nby": before "by" the two newlines are two pre-tokens, at the end of a text one; a
+    # stream must not encode a prefix that ends in whitespace on its own.
+    text = data.text("val")[:20_000]
+    assert list(ours.encode_iterable(io.StringIO(text))) == gpt2.encode(text)
+    rng = random.Random(2)
+    for _ in range(50):
+        pieces = ["word", " and", "\n", "\n\n", "  ", " \n ", "x'", "ll", "12"]
+        text = "".join(rng.choice(pieces) for _ in range(rng.randrange(20, 80)))
+        assert list(ours.encode_iterable(random_chunks(rng, text))) == gpt2.encode(text)
