@@ -3,26 +3,35 @@
 Same architecture (GPT-2: pre-LN, tanh GELU, tied embeddings, no dropout), same
 batch, same precision (float32 on the CPU; on a GPU bf16 autocast, or fp16 with loss
 scaling where bf16 is not native, as gptbook.train chooses), same optimizer
-(AdamW, fused on a GPU), in one process; on a GPU it also reports MFU; the two
-models alternate so that both see the same machine state. Prints a table of median
-step times, tokens per second, and the ratio (HF time / gptbook time: above 1 means
+(AdamW, fused on a GPU), in one process; the two models alternate so that both see
+the same machine state. Prints a table of median step times, tokens per second, the
+achieved FLOP/s (``model.flops_per_token()`` × tokens/s) and its share of the machine's
+attainable peak (a large matrix product in the run's precision, measured in the same run
+by ``gptbook.measure.attainable_flops``: any device, the CPU too), MFU against the
+datasheet peak on a known GPU, and the ratio (HF time / gptbook time: above 1 means
 gptbook is faster).
 
-    python benchmarks/train_step.py [--steps 20] [--layers 4] [--d 256] [--heads 4] [--T 256] [--B 8] [--device cuda]
+    python benchmarks/train_step.py [--steps 20] [--layers 4] [--d 256] [--heads 4] [--T 256]
+                                    [--B 8] [--vocab 50257] [--device cuda]
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import time
 from datetime import date
 
 import torch
 
-from gptbook.measure import mfu
+from gptbook.measure import (
+    MATMUL_SIZE,
+    attainable_flops,
+    describe_machine,
+    format_flops,
+    fraction_of_peak,
+    mfu,
+)
 from gptbook.model import GPT, GPTConfig
 from gptbook.train import autocast, autocast_dtype
 
@@ -97,6 +106,10 @@ def main() -> None:
     }
     n_params = {name: sum(p.numel() for p in m.parameters()) for name, m in models.items()}
     steps = {name: step_fn(m, x, y, hf=name.startswith("HF")) for name, m in models.items()}
+    # the ceiling: the same device, the products' precision, measured before and after the steps
+    # (the better of the two: a run disturbed by another process reads low, never high)
+    dtype = autocast_dtype(args.device)
+    peak = attainable_flops(args.device, dtype or torch.float32)
     for fn in steps.values():  # warm up
         fn()
         fn()
@@ -107,34 +120,38 @@ def main() -> None:
             fn()
             times[name].append(time.perf_counter() - start)
     median = {name: statistics.median(t) for name, t in times.items()}
-    where = (
-        torch.cuda.get_device_name(args.device)
-        if args.device.startswith("cuda")
-        else (
-            f"{platform.processor() or platform.machine()} · {os.cpu_count()} CPUs · {torch.get_num_threads()} threads"
-        )
-    )
-    dtype = autocast_dtype(args.device)
+    peak = max(peak, attainable_flops(args.device, dtype or torch.float32))
     precision = "float32" if dtype is None else f"{str(dtype).removeprefix('torch.')} autocast"
+    where = describe_machine(args.device)
     print(f"{date.today()} · {where} · torch {torch.__version__} · {precision}")
     print(
         f"config: {args.layers} layers, d={args.d}, {args.heads} heads, T={args.T}, B={args.B}, "
-        f"vocab {args.vocab:,}; median of {args.steps} steps after 2 warm-up steps\n"
+        f"vocab {args.vocab:,}; median of {args.steps} steps after 2 warm-up steps"
     )
-    print("| model | parameters | median step (ms) | tokens/s | MFU |")
-    print("|---|---:|---:|---:|---:|")
+    n = MATMUL_SIZE[torch.device(args.device).type]
+    matmul = f"{str(dtype or torch.float32).removeprefix('torch.')} {n}×{n} matrix product"
+    print(
+        f"attainable peak: {format_flops(peak)} ({matmul}, best of 10, "
+        "before and after the steps)\n"
+    )
+    print(
+        "| model | parameters | median step (ms) | tokens/s | achieved FLOP/s "
+        "| of attainable peak | MFU |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    flops_model = models["gptbook GPT"]  # the same FLOPs for both: the same architecture
     for name in models:
         tokens_per_s = args.B * args.T / median[name]
-        util = mfu(
-            models["gptbook GPT"], tokens_per_s, args.device
-        )  # same FLOPs: same architecture
+        achieved = flops_model.flops_per_token() * tokens_per_s
+        share = fraction_of_peak(flops_model, tokens_per_s, peak)
+        util = mfu(flops_model, tokens_per_s, args.device)
         shown = f"{util:.1%}" if util is not None else "n/a (no known peak)"
         print(
-            f"| {name} | {n_params[name]:,} | {median[name] * 1e3:.1f} | {tokens_per_s:,.0f} | {shown} |"
+            f"| {name} | {n_params[name]:,} | {median[name] * 1e3:.1f} | {tokens_per_s:,.0f} "
+            f"| {format_flops(achieved)} | {share:.1%} | {shown} |"
         )
-    print(
-        f"\nratio (HF time / gptbook time): {median['HF GPT2LMHeadModel'] / median['gptbook GPT']:.2f}"
-    )
+    ratio = median["HF GPT2LMHeadModel"] / median["gptbook GPT"]
+    print(f"\nratio (HF time / gptbook time): {ratio:.2f}")
 
 
 if __name__ == "__main__":
