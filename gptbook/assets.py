@@ -58,7 +58,8 @@ def manifest(path: Path = MANIFEST) -> dict[str, Asset]:
 
 
 def cache_dir() -> Path:
-    """Where fetched files live: ``GPTBOOK_CACHE``, ``data/cache`` in a checkout, or ``~/.cache``."""
+    """Where fetched files live: ``GPTBOOK_CACHE``, else ``data/cache`` in a checkout of the
+    book, else ``~/.cache/gptbook``."""
     if os.environ.get("GPTBOOK_CACHE"):
         return Path(os.environ["GPTBOOK_CACHE"]).expanduser()
     checkout_data = Path(__file__).resolve().parent.parent / "data"

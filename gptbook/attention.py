@@ -54,7 +54,8 @@ def scaled_dot_product_attention(
     dropout_p: float = 0.0,
     return_weights: bool = False,
 ):
-    """softmax(q kᵀ / sqrt(d) + mask) v, written out: q (..., T_q, d), k (..., T_k, d), v (..., T_k, d_v).
+    """softmax(q kᵀ / sqrt(d) + mask) v, written out, for q (..., T_q, d), k (..., T_k, d) and
+    v (..., T_k, d_v).
 
     ``mask`` is boolean (True = may attend), broadcastable to (..., T_q, T_k). Returns the
     output (..., T_q, d_v), and the attention weights too if ``return_weights``.

@@ -13,10 +13,12 @@ context they need, so :func:`gptbook.sampling.generate` feeds them no more.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import nn
 
-from .lm import cross_entropy
+from .lm import cross_entropy, evaluate
 
 
 class NGram(nn.Module):
@@ -91,3 +93,13 @@ class NeuralBigram(nn.Module):
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
         logits = self.logits_table(idx)  # (B, T, V)
         return logits, None if targets is None else cross_entropy(logits, targets)
+
+
+@functools.lru_cache(maxsize=4)
+def baseline_loss(split: str = "val", n: int = 2) -> float:
+    """Chapter 1's counted n-gram of the training plays (characters), scored on ``split`` in
+    nats per character: the baseline later chapters compare their models against."""
+    from . import data
+
+    model = NGram(data.char_tokenizer().vocab_size, n).fit(data.tokens("train"))
+    return evaluate(model, data.tokens(split))

@@ -110,7 +110,8 @@ def evaluate(model, ids: torch.Tensor, block_size: int = 256, batch_size: int = 
 def fit(
     model: torch.nn.Module, batches, steps: int, lr: float = 3e-3, weight_decay: float = 0.0
 ) -> list[float]:
-    """A minimal training loop: ``steps`` AdamW updates on ``batches()`` -> (x, y); returns the losses.
+    """A minimal training loop: ``steps`` AdamW updates on batches from ``batches()`` -> (x, y),
+    on the model's device; returns the loss of every step.
 
     Chapters 1-4 train small models with it; chapter 5's :mod:`gptbook.train` adds the
     schedule, clipping, mixed precision, evaluation and checkpoints.

@@ -39,7 +39,8 @@ def sinusoidal(T: int, d: int, base: float = 10_000.0) -> torch.Tensor:
 
 
 class LearnedPositional(nn.Module):
-    """A learned vector for each position 0..block_size-1, as in GPT-1/2/3: a (block_size, n_embd) table."""
+    """A learned vector for each position 0..block_size-1, as in GPT-1/2/3: a (block_size, n_embd)
+    table."""
 
     def __init__(self, block_size: int, n_embd: int):
         super().__init__()
@@ -51,9 +52,9 @@ class LearnedPositional(nn.Module):
         """The vectors of positions 0..T-1: (T, n_embd)."""
         if T > self.block_size:
             raise ValueError(
-                f"position {T - 1} is beyond the learned table (block_size={self.block_size}): a learned "
-                "encoding has no vector for positions it never had; crop the input to block_size tokens "
-                "or build the table with a larger block_size (and train it)"
+                f"position {T - 1} is beyond the learned table (block_size={self.block_size}): "
+                "a learned encoding has no vector for positions it never had; crop the input to "
+                "block_size tokens or build the table with a larger block_size (and train it)"
             )
         return self.table.weight[:T]
 

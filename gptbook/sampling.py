@@ -11,7 +11,8 @@ import torch
 
 
 def probabilities(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-    """softmax(logits / temperature) over the last dimension; temperature 0 puts all mass on the argmax."""
+    """softmax(logits / temperature) over the last dimension; temperature 0 puts all the mass on
+    the argmax."""
     if temperature < 0:
         raise ValueError(f"temperature must be ≥ 0 (0 = greedy), got {temperature}")
     if temperature == 0:
@@ -47,7 +48,8 @@ def generate(
     """
     if idx.ndim != 2 or idx.dtype != torch.long:
         raise ValueError(
-            f"idx must be token ids of shape (B, T) and dtype long, got {tuple(idx.shape)} {idx.dtype}"
+            "idx must be token ids of shape (B, T) and dtype long, got "
+            f"{tuple(idx.shape)} {idx.dtype}"
         )
     if idx.shape[1] == 0:
         raise ValueError("idx needs at least one token per row to condition on (e.g. a newline)")

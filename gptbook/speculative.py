@@ -57,7 +57,8 @@ class SpeculativeStats:
 
 
 def _next_probs(model, idx: torch.Tensor, last: int, temperature: float) -> torch.Tensor:
-    """The model's next-token probabilities at the last ``last`` positions of idx (1, T): (last, V)."""
+    """The model's next-token probabilities at the last ``last`` positions of idx (1, T):
+    (last, V)."""
     context = getattr(model, "block_size", None)
     window = idx if context is None else idx[:, -(context + last - 1) :]
     logits, _ = model(window)  # (1, T', V)

@@ -87,3 +87,11 @@ def test_neural_bigram_learns_the_counted_table():
         opt.step()
     assert loss.item() == pytest.approx(lm.evaluate(counted, ids, block_size=3999), abs=1e-3)
     assert torch.allclose(torch.softmax(model.logits_table.weight, -1), counted.probs(), atol=0.02)
+
+
+def test_the_baseline_is_the_counted_bigram_of_the_training_plays():
+    from gptbook import data
+
+    counted = bigram.NGram(data.char_tokenizer().vocab_size, 2).fit(data.tokens("train"))
+    assert bigram.baseline_loss() == lm.evaluate(counted, data.tokens("val"))
+    assert bigram.baseline_loss("train") < bigram.baseline_loss("val") < bigram.baseline_loss(n=1)

@@ -16,9 +16,11 @@ socket.socket.connect = refuse
 socket.create_connection = refuse
 socket.getaddrinfo = refuse
 import gptbook
-heavy = sorted(m for m in ("torch", "datasets", "tiktoken", "transformers", "matplotlib") if m in sys.modules)
+heavy = ("torch", "datasets", "tiktoken", "transformers", "matplotlib")
+heavy = sorted(m for m in heavy if m in sys.modules)
 print("heavy:", heavy)
-import gptbook.book, gptbook.data, gptbook.tokenizers, gptbook.assets, gptbook.exercises, gptbook.student
+import gptbook.book, gptbook.data, gptbook.tokenizers, gptbook.assets, gptbook.files
+import gptbook.exercises, gptbook.student
 print("ok")
 """
 

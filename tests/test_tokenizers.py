@@ -62,7 +62,8 @@ def test_gpt2_ranks_are_tiktokens_published_file():
 
 @pytest.fixture
 def tiktoken_offline(tmp_path, monkeypatch):
-    """tiktoken's own r50k_base (the same encoding as "gpt2"), its download served from our cache."""
+    """tiktoken's own r50k_base (the same encoding as "gpt2"), its download served from our
+    cache."""
     cached = assets.fetch("gpt2-bpe", quiet=True)
     shutil.copy(cached, tmp_path / hashlib.sha1(R50K_URL.encode()).hexdigest())
     monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))
