@@ -41,7 +41,7 @@ lint: setup
 unit: setup
 	$(BIN)/pytest tests -m "not browser"
 
-# Every notebook, cells compared where they carry NBVAL_CHECK_OUTPUT; one notebook per worker.
+# Every notebook, cells compared where they are tagged nbval-check-output; one notebook per worker.
 # One thread per kernel: two kernels with two threads each on two cores run 5-7x slower.
 notebooks: data
 	OMP_NUM_THREADS=1 $(BIN)/pytest --nbval-lax --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg \

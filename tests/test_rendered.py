@@ -118,3 +118,19 @@ def test_chapter_shows_its_outputs_and_colab(rendered, page):
     assert len(soup.select(".cell_output img")) == figures, f"{page}: figures missing"
     first_text = next(o["text"] for o in outputs if o.get("output_type") == "stream")
     assert first_text.strip() in soup.get_text(), f"{page}: committed outputs missing"
+
+
+@pytest.mark.parametrize("page", [p for p in _pages() if (ROOT / f"{p}.ipynb").exists()])
+def test_markdown_outputs_are_rendered(rendered, page):
+    """A cell that displays Markdown (a table, say) shows it typeset, not as raw pipes."""
+    nb = nbformat.read(ROOT / f"{page}.ipynb", as_version=4)
+    tables = sum(
+        "|---" in o.get("data", {}).get("text/markdown", "")
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.outputs
+    )
+    soup = rendered[page]
+    assert len(soup.select(".cell_output table")) >= tables, f"{page}: a Markdown table is raw"
+    raw = [p.get_text()[:60] for p in soup.select(".cell_output p") if p.get_text().startswith("|")]
+    assert not raw, f"{page}: Markdown output shown as raw text: {raw}"
