@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .checks import whole
+
 BACKENDS = ("naive", "torch")
 
 
@@ -97,6 +99,7 @@ class MultiHeadAttention(nn.Module):
         backend: str = "torch",
     ):
         super().__init__()
+        n_embd, n_head = whole("n_embd", n_embd), whole("n_head", n_head)
         if n_embd % n_head:
             raise ValueError(
                 f"n_embd={n_embd} is not divisible by n_head={n_head}; "

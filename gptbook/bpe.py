@@ -25,6 +25,7 @@ from pathlib import Path
 
 import regex
 
+from .checks import token_ids
 from .tokenizers import END_OF_TEXT, GPT2_PATTERN
 
 __all__ = ["ByteBPE", "best_pair", "bpe_parts", "merge", "pair_counts", "valid_text"]
@@ -363,13 +364,11 @@ class ByteBPE:
     # ------------------------------------------------------------------ decoding
     def decode_bytes(self, ids: Iterable[int]) -> bytes:
         """The bytes of ``ids``, special tokens as their UTF-8 text."""
-        try:
-            return b"".join(self._bytes_of[int(i)] for i in ids)
-        except KeyError as err:
-            raise ValueError(
-                f"token id {err.args[0]} is not in this tokenizer's vocabulary "
-                f"(0..{self.n_vocab - 1})"
-            ) from None
+        ids = token_ids(ids, self.n_vocab)
+        missing = [i for i in ids if i not in self._bytes_of]  # a gap in the id range
+        if missing:
+            raise ValueError(f"token id {missing[0]} is not in this tokenizer's vocabulary")
+        return b"".join(self._bytes_of[i] for i in ids)
 
     def decode(self, ids: Iterable[int]) -> str:
         """Text of ``ids``; bytes that are not valid UTF-8 become U+FFFD, like tiktoken."""

@@ -17,7 +17,6 @@ checkpoint cannot run code.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -25,14 +24,14 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, load_model, save_file, save_model
 
-from .files import atomic_dir, sha256_of
+from .files import DamagedFile, atomic_dir, read_manifest, write_manifest
 
 #: The file that lists a checkpoint's contents; written last, inside the folder.
 MANIFEST = "checkpoint.json"
 FORMAT = 1
 
 
-class CheckpointError(ValueError):
+class CheckpointError(DamagedFile):
     """A checkpoint is incomplete, damaged, or does not fit the model; the message says which."""
 
 
@@ -52,10 +51,9 @@ def save_checkpoint(
         save_model(model, str(tmp / "model.safetensors"))
         save_file(optimizer_tensors, str(tmp / "optimizer.safetensors"))
         save_file(extra_tensors, str(tmp / "extra.safetensors"))
-        files = {f.name: sha256_of(f) for f in sorted(tmp.iterdir())}
-        manifest = dict(format=FORMAT, step=int(step), files=files)
-        manifest.update(optimizer=optimizer_rest, extra=extra_rest)
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+        files = sorted(tmp.iterdir())
+        fields = dict(format=FORMAT, step=int(step), optimizer=optimizer_rest, extra=extra_rest)
+        write_manifest(tmp / MANIFEST, files, **fields)
     return path
 
 
@@ -90,23 +88,15 @@ def verify_checkpoint(path: str | Path, files: list[str] | None = None) -> dict[
     """Check that ``path`` is a complete checkpoint whose files (or the ``files`` named) match
     their SHA-256; return its manifest. Raises :class:`CheckpointError` naming what is wrong."""
     path = Path(path)
-    what_to_do = "use an earlier checkpoint, or train again without resuming"
+    if not (path / MANIFEST).exists():
+        raise CheckpointError(f"{path} is not a checkpoint: it has no {MANIFEST}")
+    fix = "use an earlier checkpoint, or train again without resuming"
     try:
-        manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CheckpointError(f"{path} is not a checkpoint: it has no {MANIFEST}") from None
-    except (ValueError, OSError) as err:
-        raise CheckpointError(f"{path / MANIFEST} is damaged ({err}); {what_to_do}") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        manifest = read_manifest(path / MANIFEST, only=files, fix=fix)
+    except DamagedFile as err:
+        raise CheckpointError(str(err)) from None
+    if manifest.get("format") != FORMAT:
         raise CheckpointError(f"{path / MANIFEST} is not a gptbook checkpoint of format {FORMAT}")
-    for name in files or manifest["files"]:
-        file = path / name
-        if name not in manifest["files"] or not file.is_file():
-            raise CheckpointError(f"{file} is missing from the checkpoint; {what_to_do}")
-        if sha256_of(file) != manifest["files"][name]:
-            raise CheckpointError(
-                f"{file} is damaged: its SHA-256 differs from the one in {MANIFEST}; {what_to_do}"
-            )
     return manifest
 
 

@@ -21,11 +21,12 @@ import functools
 import hashlib
 import re
 import tarfile
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .assets import FetchError, cache_dir, fetch, manifest
-from .files import atomic_write, locked
+from .files import DamagedFile, atomic_write, locked, read_manifest, write_manifest
 
 if TYPE_CHECKING:
     import datasets
@@ -144,21 +145,39 @@ def token_file(split: str, tokenizer: str = "char") -> Path:
     """A split encoded once and cached on disk as uint16 ids (memory-mappable); its path.
 
     The file name carries a fingerprint of the corpus, the split and the tokenizer, so a
-    change to any of them writes a new file. Writes are locked and atomic.
+    change to any of them writes a new file. Beside it, ``<name>.json`` records its length and
+    SHA-256: a file that does not match (cut short, altered) is encoded again, with a warning.
+    A complete cache is read without a lock, so it may be read-only.
     """
+    _check_split(split)
+    path = cache_dir() / "tokens" / f"{tokenizer}-{split}-{_fingerprint(tokenizer)}.u16"
+    manifest = path.with_name(path.name + ".json")
+    if _verified(manifest, warn=False):
+        return path
+    with locked(path):
+        if not _verified(manifest, warn=manifest.exists()):  # no manifest: never finished
+            _encode_split(split, tokenizer, path)
+            write_manifest(manifest, [path.name], tokens=path.stat().st_size // 2)
+    return path
+
+
+def _verified(manifest: Path, warn: bool) -> bool:
+    try:
+        read_manifest(manifest, fix="encoding the split again")
+    except DamagedFile as err:
+        if warn:
+            warnings.warn(str(err), stacklevel=3)
+        return False
+    return True
+
+
+def _encode_split(split: str, tokenizer: str, path: Path) -> None:
     import numpy as np
 
-    _check_split(split)
-    enc = _tokenizer(tokenizer)
-    path = cache_dir() / "tokens" / f"{tokenizer}-{split}-{_fingerprint(tokenizer)}.u16"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with locked(path):
-        if not path.exists():
-            ids = np.array(enc.encode(text(split)), dtype=np.int64)
-            if ids.max(initial=0) > np.iinfo(np.uint16).max:
-                raise ValueError(f"token ids up to {ids.max()} do not fit in uint16")
-            atomic_write(path, ids.astype(np.uint16).tofile)
-    return path
+    ids = np.array(_tokenizer(tokenizer).encode(text(split)), dtype=np.int64)
+    if ids.max(initial=0) > np.iinfo(np.uint16).max:
+        raise ValueError(f"token ids up to {ids.max()} do not fit in uint16")
+    atomic_write(path, ids.astype(np.uint16).tofile)
 
 
 def token_memmap(split: str, tokenizer: str = "char"):

@@ -13,12 +13,14 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import json
 import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 #: Files are readable by everyone (a shared cache), writable by their owner; folders likewise.
 FILE_MODE, DIR_MODE = 0o644, 0o755
@@ -147,6 +149,45 @@ def write_bytes(path: str | Path, data: bytes) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_bytes(data))
 
 
+class DamagedFile(ValueError):
+    """A file is missing, cut short or altered: it is not what its manifest recorded."""
+
+
+def write_manifest(manifest: str | Path, files: Iterable[str | Path], **fields: Any) -> dict:
+    """Record the SHA-256 of ``files`` (which lie beside it) and ``fields`` in the JSON file
+    ``manifest``, atomically. Written after the files, it vouches that they are complete."""
+    manifest = Path(manifest)
+    entry = {**fields, "files": {Path(f).name: sha256_of(manifest.parent / f) for f in files}}
+    write_text(manifest, json.dumps(entry, indent=1))
+    return entry
+
+
+def read_manifest(
+    manifest: str | Path, only: Iterable[str] | None = None, fix: str = "write it again"
+) -> dict:
+    """The fields of ``manifest``, once every file it lists (or those in ``only``) is checked
+    against its SHA-256. Raises :class:`DamagedFile` naming the first file that is not right,
+    with ``fix``, what to do about it."""
+    manifest = Path(manifest)
+    try:
+        entry = json.loads(manifest.read_text(encoding="utf-8"))
+        recorded = entry["files"]
+    except FileNotFoundError:
+        message = f"{manifest} is missing, so the files it vouches for may be incomplete; {fix}"
+        raise DamagedFile(message) from None
+    except (ValueError, KeyError, TypeError, OSError) as err:
+        raise DamagedFile(f"{manifest} is damaged ({err}); {fix}") from None
+    for name in recorded if only is None else only:
+        file = manifest.parent / name
+        if name not in recorded or not file.is_file():
+            raise DamagedFile(f"{file} is missing; {fix}")
+        if sha256_of(file) != recorded[name]:
+            raise DamagedFile(
+                f"{file} is damaged: its SHA-256 differs from the one in {manifest.name}; {fix}"
+            )
+    return entry
+
+
 @contextlib.contextmanager
 def locked(target: str | Path) -> Iterator[None]:
     """Hold an exclusive lock on ``target`` (a file ``target.lock`` beside it; POSIX).
@@ -159,8 +200,16 @@ def locked(target: str | Path) -> Iterator[None]:
         yield
         return
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target.with_name(target.name + ".lock"), "w") as lock:
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        lock = open(target.with_name(target.name + ".lock"), "w")  # closed by the with below
+    except OSError as err:
+        raise OSError(
+            err.errno,
+            f"cannot write in {target.parent} ({err.strerror or err}), so {target.name} cannot "
+            "be made here: choose a folder you may write to (the book's cache: GPTBOOK_CACHE)",
+        ) from err
+    with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield

@@ -18,6 +18,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from .checks import whole
+
 #: The target that the loss skips: positions with no answer (a copy task's first steps; a
 #: prompt's tokens when only the answer is trained, chapter 11). PyTorch's own default.
 IGNORE_INDEX = -100
@@ -78,6 +80,7 @@ def windows(ids: torch.Tensor, block_size: int) -> tuple[torch.Tensor, torch.Ten
     """
     if ids.ndim != 1:
         raise ValueError(f"expected a 1-D tensor of ids, got shape {tuple(ids.shape)}")
+    whole("block_size", block_size)
     n = (len(ids) - 1) // block_size
     if n < 1:
         raise ValueError(f"{len(ids)} ids hold no window of {block_size} tokens plus a target")
@@ -96,6 +99,7 @@ def model_device(model: torch.nn.Module) -> torch.device:
 @torch.no_grad()
 def evaluate(model, ids: torch.Tensor, block_size: int = 256, batch_size: int = 64) -> float:
     """The model's mean cross-entropy (nats per token) over all of ``ids``, in windows."""
+    whole("batch_size", batch_size)
     x, y = windows(ids, block_size)
     device = model_device(model)
     total, count = 0.0, 0

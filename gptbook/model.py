@@ -24,12 +24,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from .attention import MultiHeadAttention
+from .checks import id_batch, whole
 from .embeddings import tie_weights
-from .files import atomic_write, write_text
+from .files import atomic_write, read_manifest, write_manifest, write_text
 from .lm import cross_entropy
 from .positional import LearnedPositional
 
 NORMS = ("post", "pre")
+#: The file :meth:`GPT.save` writes last, with the SHA-256 of the others.
+SAVED_MANIFEST = "manifest.json"
 
 #: Named sizes. GPT-1 is the paper's model; the small ones fit the book's CPU budget.
 PRESETS: dict[str, dict] = {
@@ -64,8 +67,7 @@ class GPTConfig:
 
     def __post_init__(self):
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd", "pad_vocab_to"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
+            whole(name, getattr(self, name))
         if self.n_embd % self.n_head:
             raise ValueError(
                 f"n_embd={self.n_embd} is not divisible by n_head={self.n_head}: each head gets "
@@ -158,6 +160,7 @@ class GPT(nn.Module):
             nn.init.normal_(module.weight, std=0.02)
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
+        id_batch(idx)
         B, T = idx.shape
         if T > self.config.block_size:
             raise ValueError(
@@ -200,8 +203,9 @@ class GPT(nn.Module):
 
     # ------------------------------------------------------------------ files
     def save(self, path: str | Path, metadata: dict[str, str] | None = None) -> None:
-        """Write ``path/config.json``, then ``path/model.safetensors`` (with ``metadata``), each
-        atomically: once the weights are there, the folder is complete."""
+        """Write ``path/config.json`` and ``path/model.safetensors`` (with ``metadata``), each
+        atomically, then ``path/manifest.json`` with their SHA-256: once it is there, the folder
+        is complete, and :meth:`load` can tell a damaged file from a good one."""
         from safetensors.torch import save_file
 
         path = Path(path)
@@ -210,18 +214,25 @@ class GPT(nn.Module):
         state = {k: v.contiguous() for k, v in self.state_dict().items() if k != tied}
         write_text(path / "config.json", config)
         atomic_write(path / "model.safetensors", lambda tmp: save_file(state, tmp, metadata))
+        write_manifest(path / SAVED_MANIFEST, ["config.json", "model.safetensors"])
 
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "cpu") -> GPT:
-        """A model saved with :meth:`save` (no pickle is ever read)."""
+        """A model saved with :meth:`save`, its files verified first (no pickle is ever read).
+
+        Raises :class:`~gptbook.files.DamagedFile` naming a file that is missing or altered.
+        """
         from safetensors.torch import load_file
 
         path = Path(path)
-        if not (path / "config.json").exists():
-            raise FileNotFoundError(
-                f"{path} has no config.json: is it a folder written by GPT.save()?"
-            )
-        model = cls(GPTConfig(**json.loads((path / "config.json").read_text())))
+        if not path.is_dir():
+            raise FileNotFoundError(f"{path} is not a folder written by GPT.save()")
+        read_manifest(path / SAVED_MANIFEST, fix="save the model again (GPT.save)")
+        try:
+            config = GPTConfig(**json.loads((path / "config.json").read_text(encoding="utf-8")))
+        except (ValueError, TypeError) as err:  # verified, yet not a config: another program's
+            raise ValueError(f"{path / 'config.json'} is not a GPTConfig: {err}") from None
+        model = cls(config)
         state = load_file(str(path / "model.safetensors"), device=str(device))
         state["lm_head.weight"] = state["wte.weight"]
         model.load_state_dict(state)

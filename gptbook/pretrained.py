@@ -12,17 +12,20 @@ to any of them trains a new one instead of loading a stale one.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
+import os
 import shutil
+import warnings
 from pathlib import Path
 
 import torch
 
 from . import book, data
 from .assets import cache_dir
-from .files import atomic_dir, locked
+from .files import DamagedFile, atomic_dir, locked
 from .model import GPT, GPTConfig
 from .train import TrainConfig, Trainer
 
@@ -71,7 +74,11 @@ def spec(name: str = "char", scale: str | None = None) -> tuple[GPTConfig, Train
     machine's)."""
     if name not in SPECS:
         raise ValueError(f"no pretrained model {name!r}; available: {', '.join(SPECS)}")
-    entry = SPECS[name][scale or book.scale()]
+    scale = scale or book.scale()
+    if scale not in SPECS[name]:
+        scales = ", ".join(SPECS[name])
+        raise ValueError(f"scale={scale!r}: use one of {scales} (or None: GPTBOOK_SCALE's)")
+    entry = SPECS[name][scale]
     overrides = dict(entry["model"])
     return GPTConfig.preset(overrides.pop("preset"), **overrides), TrainConfig(**entry["train"])
 
@@ -114,14 +121,46 @@ def model(name: str = "char", scale: str | None = None, device: str | None = Non
     """The pretrained model ``name``, in eval mode: trained once per machine, then loaded.
 
     Safe when several notebooks ask at once: the first trains under a lock, the others wait
-    and load its result.
+    and load its result. A complete, verified model is read without the lock (so a read-only
+    cache works); a damaged or incomplete one is moved aside, with a warning, and trained again.
     """
     folder = path(name, scale)
     device = device or book.device()
+    cached = _load(folder, device)
+    if cached is not None:
+        return cached
     with locked(folder):
-        if not (folder / "model.safetensors").exists():
+        cached = _load(folder, device)  # another process may have trained it meanwhile
+        if cached is None:
             _train(name, scale, folder, device)
-    return GPT.load(folder, device=device).eval()
+            cached = GPT.load(folder, device=device).eval()
+    return cached
+
+
+def _load(folder: Path, device: str) -> GPT | None:
+    """The model cached in ``folder``; None if there is none, or if it is damaged (then moved
+    aside to ``<folder>.damaged-N`` so that nothing is lost and the next writer starts clean)."""
+    if not folder.exists():
+        return None
+    try:
+        return GPT.load(folder, device=device).eval()
+    except DamagedFile as err:
+        aside = _aside(folder)
+        warnings.warn(
+            f"the cached model in {folder} cannot be used ({err}); moved it to {aside.name} "
+            "and training it again",
+            stacklevel=3,
+        )
+        with contextlib.suppress(FileNotFoundError):  # another process moved it already
+            os.rename(folder, aside)
+        return None
+
+
+def _aside(folder: Path) -> Path:
+    n = 1
+    while folder.with_name(f"{folder.name}.damaged-{n}").exists():
+        n += 1
+    return folder.with_name(f"{folder.name}.damaged-{n}")
 
 
 def _train(

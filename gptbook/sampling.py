@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import torch
 
+from .checks import id_batch, whole
+
 
 def probabilities(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
     """softmax(logits / temperature) over the last dimension; temperature 0 puts all the mass on
     the argmax."""
-    if temperature < 0:
-        raise ValueError(f"temperature must be ≥ 0 (0 = greedy), got {temperature}")
+    if not temperature >= 0 or temperature == float("inf"):  # NaN fails every comparison
+        raise ValueError(f"temperature must be a number ≥ 0 (0 = greedy), got {temperature}")
     if temperature == 0:
         return torch.nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).to(logits.dtype)
     return torch.softmax(logits / temperature, dim=-1)
@@ -46,16 +48,20 @@ def generate(
     appends it: one model call per new token, each waiting for the one before.
     Returns (B, T + max_new_tokens).
     """
-    if idx.ndim != 2 or idx.dtype != torch.long:
-        raise ValueError(
-            "idx must be token ids of shape (B, T) and dtype long, got "
-            f"{tuple(idx.shape)} {idx.dtype}"
-        )
+    id_batch(idx)
     if idx.shape[1] == 0:
         raise ValueError("idx needs at least one token per row to condition on (e.g. a newline)")
     if max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be ≥ 0, got {max_new_tokens}")
-    context = block_size or getattr(model, "block_size", None)
+    largest = getattr(model, "block_size", None)
+    if block_size is not None:
+        whole("block_size", block_size)
+        if largest is not None and block_size > largest:
+            raise ValueError(
+                f"block_size={block_size} is more than the model's context, {largest}: "
+                "leave it out to use the model's own"
+            )
+    context = block_size or largest
     for _ in range(max_new_tokens):
         window = idx if context is None else idx[:, -context:]  # (B, ≤ block_size)
         logits, _ = model(window)  # (B, T, V)

@@ -58,8 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.src.resolve() == args.out.resolve():
         parser.error("OUT must differ from SRC: student versions never overwrite the chapters")
+    chapters = sorted(args.src.glob("*.ipynb"))
+    if not chapters:
+        parser.error(f"{args.src} has no notebooks (*.ipynb): give the book's folder, e.g. book")
     args.out.mkdir(parents=True, exist_ok=True)
-    for path in sorted(args.src.glob("*.ipynb")):
+    for path in chapters:
         nb = nbformat.read(path, as_version=4)
         nbformat.write(student_notebook(nb), args.out / path.name)
         print(f"{path} -> {args.out / path.name}")

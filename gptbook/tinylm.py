@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .checks import whole
 from .lm import IGNORE_INDEX, cross_entropy
 from .positional import LearnedPositional, apply_rope, sinusoidal
 
@@ -66,6 +67,9 @@ class TinyLM(nn.Module):
         super().__init__()
         if encoding not in ENCODINGS:
             raise ValueError(f"encoding={encoding!r}: use one of {', '.join(ENCODINGS)}")
+        for name, value in dict(n_embd=n_embd, n_head=n_head, n_layer=n_layer).items():
+            whole(name, value)
+        whole("block_size", block_size)
         if n_embd % n_head:
             raise ValueError(f"n_embd={n_embd} must be divisible by n_head={n_head}")
         self.encoding = encoding

@@ -18,6 +18,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .checks import token_ids
+
 if TYPE_CHECKING:
     import tiktoken
 
@@ -69,11 +71,7 @@ class CharTokenizer:
             ) from None
 
     def decode(self, ids: Iterable[int]) -> str:
-        ids = [int(i) for i in ids]
-        bad = [i for i in ids if not 0 <= i < self.vocab_size]
-        if bad:
-            raise ValueError(f"ids out of range 0..{self.vocab_size - 1}: {bad[:5]}")
-        return "".join(self.itos[i] for i in ids)
+        return "".join(self.itos[i] for i in token_ids(ids, self.vocab_size))
 
     def __repr__(self) -> str:
         return f"CharTokenizer(vocab_size={self.vocab_size})"

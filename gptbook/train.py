@@ -288,6 +288,8 @@ class Trainer:
         if self.out_dir is None or self.rank != 0:
             return
         path = self.out_dir / "checkpoints" / f"step-{self.step:08d}"
+        for stale in path.parent.glob(".step-*"):  # half-built by a run that was killed
+            shutil.rmtree(stale, ignore_errors=True)
         save_checkpoint(path, self.model, self.optimizer, self.step, self.state())
         for old in self.checkpoints()[self.cfg.keep_checkpoints :]:
             shutil.rmtree(old, ignore_errors=True)
@@ -315,6 +317,8 @@ class Trainer:
             if state["scaler"]:
                 self.scaler.load_state_dict(state["scaler"])
             self.history, self.seconds = state["history"], state["seconds"]
+            if self.rank == 0:
+                print(f"resuming from {path} (step {self.step})")
             return path
         raise CheckpointError(
             f"no checkpoint in {self.out_dir / 'checkpoints'} can be used (see the warnings); "
@@ -361,7 +365,17 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    if not args.out.strip() or (out.exists() and not out.is_dir()):
+        parser.error(f"--out {args.out!r} must name a folder (it holds checkpoints and the model)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / ".write-test").touch()
+        (out / ".write-test").unlink()
+    except OSError as err:
+        parser.error(f"--out {args.out}: cannot write there ({err.strerror or err})")
     cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
     device = book.device(args.device)
     distributed = parallel.world_size_from_env() > 1

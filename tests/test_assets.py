@@ -123,3 +123,16 @@ def test_describe_sources():
 def test_cache_dir_in_a_checkout(monkeypatch, root):
     monkeypatch.delenv("GPTBOOK_CACHE", raising=False)
     assert assets.cache_dir() == root / "data" / "cache"
+
+
+def test_a_verified_asset_is_read_without_the_lock(monkeypatch):
+    from gptbook import files
+
+    path = assets.fetch("gpt2-bpe", quiet=True)  # cached and verified by now
+
+    def no_lock(target):
+        raise PermissionError(f"read-only cache: cannot create {target}.lock")
+
+    monkeypatch.setattr(assets, "locked", no_lock)
+    assert assets.fetch("gpt2-bpe", quiet=True) == path
+    assert files.sha256_of(path) == assets.manifest()["gpt2-bpe"].sha256

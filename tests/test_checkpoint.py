@@ -113,7 +113,7 @@ def test_manifest_problems_are_named(tmp_path):
     (path / MANIFEST).unlink()
     with pytest.raises(CheckpointError, match="is not a checkpoint: it has no checkpoint.json"):
         load_checkpoint(path, model)
-    (path / MANIFEST).write_text(json.dumps({"format": 99}))
+    (path / MANIFEST).write_text(json.dumps({"format": 99, "files": {}}))
     with pytest.raises(CheckpointError, match="not a gptbook checkpoint of format 1"):
         verify_checkpoint(path)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -102,3 +104,17 @@ def test_token_files_are_cached_and_fingerprinted(tmp_path, monkeypatch):
     assert data.token_file("val", "gpt2") == path and path.stat().st_mtime_ns == stamp  # reused
     monkeypatch.setattr(data, "VAL_WORKS", ("hamlet",))  # another split rule, another file
     assert data._fingerprint("gpt2") not in path.name
+
+
+def test_a_damaged_token_file_is_encoded_again(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "cache_dir", lambda: tmp_path)
+    path = data.token_file("val", "char")
+    good = path.read_bytes()
+    path.write_bytes(good[: len(good) // 3])  # cut short: it would train on a third of the split
+    with pytest.warns(UserWarning, match=r"\.u16 is damaged: its SHA-256 differs"):
+        assert data.token_file("val", "char") == path
+    assert path.read_bytes() == good
+    manifest = path.with_name(path.name + ".json")
+    manifest.unlink()  # the encoding stopped before its manifest was written: done again quietly
+    assert data.token_file("val", "char") == path and manifest.exists()
+    assert json.loads(manifest.read_text())["tokens"] == len(good) // 2

@@ -100,3 +100,10 @@ def test_atomic_dir_appears_whole_or_not_at_all(tmp_path):
 def test_a_lock_makes_its_folder(tmp_path):
     with files.locked(tmp_path / "new" / "entry"):
         assert (tmp_path / "new" / "entry.lock").exists()
+
+
+def test_a_lock_that_cannot_be_made_says_where_and_what_to_do(tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(OSError, match=r"cannot write in .*file.*GPTBOOK_CACHE"):
+        with files.locked(tmp_path / "file" / "entry"):
+            pass

@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from gptbook.files import DamagedFile
 from gptbook.model import GPT, GPTConfig
 
 
@@ -69,8 +70,22 @@ def test_save_and_load_round_trip(model, tmp_path):
     idx = torch.randint(50, (2, 16))
     assert torch.equal(model(idx)[0], again(idx)[0])
     assert not list(tmp_path.glob("ckpt/*.tmp"))
-    with pytest.raises(FileNotFoundError, match="config.json"):
+    with pytest.raises(FileNotFoundError, match="is not a folder written by GPT.save"):
         GPT.load(tmp_path / "nothing")
+
+
+def test_a_damaged_saved_model_is_named_not_loaded(model, tmp_path):
+    model.save(tmp_path / "m")
+    weights = tmp_path / "m" / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-5] ^= 0x40  # inside the last tensor: it would load, with one wrong weight
+    weights.write_bytes(bytes(data))
+    with pytest.raises(DamagedFile, match=r"model\.safetensors is damaged"):
+        GPT.load(tmp_path / "m")
+    model.save(tmp_path / "m")
+    (tmp_path / "m" / "manifest.json").unlink()  # as if the save had stopped before the end
+    with pytest.raises(DamagedFile, match="manifest.json is missing"):
+        GPT.load(tmp_path / "m")
 
 
 def test_bad_configs_and_inputs(model):
@@ -78,7 +93,7 @@ def test_bad_configs_and_inputs(model):
         GPTConfig(n_embd=100, n_head=3)
     with pytest.raises(ValueError, match="norm='middle'"):
         GPTConfig(norm="middle")
-    with pytest.raises(ValueError, match="n_layer must be ≥ 1"):
+    with pytest.raises(ValueError, match="n_layer must be a whole number ≥ 1"):
         GPTConfig(n_layer=0)
     with pytest.raises(ValueError, match="no preset 'gpt5'"):
         GPTConfig.preset("gpt5")

@@ -72,7 +72,7 @@ def test_an_interrupted_run_is_never_cached_and_resumes(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         pretrained.model("test-tiny", "quick", "cpu")
     folder = pretrained.path("test-tiny", "quick")
-    assert not (folder / "model.safetensors").exists()  # a half-trained model is no pretrained one
+    assert not folder.exists()  # a half-trained model is no pretrained one
     monkeypatch.setattr(
         Trainer,
         "train",
@@ -81,3 +81,36 @@ def test_an_interrupted_run_is_never_cached_and_resumes(tmp_path, monkeypatch):
     pretrained.model("test-tiny", "quick", "cpu")
     assert started_at == [2] and (folder / "model.safetensors").exists()
     assert not folder.with_name(folder.name + ".run").exists()
+
+
+def _tiny_spec(tmp_path, monkeypatch):
+    monkeypatch.setattr(pretrained, "models_dir", lambda: tmp_path)
+    spec = {
+        "quick": dict(
+            model=dict(preset="book-tiny"), train=dict(max_steps=2, batch_size=4, warmup_steps=1)
+        )
+    }
+    monkeypatch.setitem(pretrained.SPECS, "test-tiny", spec)
+    return pretrained.path("test-tiny", "quick")
+
+
+def test_a_damaged_cached_model_is_moved_aside_and_trained_again(tmp_path, monkeypatch):
+    folder = _tiny_spec(tmp_path, monkeypatch)
+    first = pretrained.model("test-tiny", "quick", "cpu")
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-100])  # cut short
+    with pytest.warns(UserWarning, match=r"cannot be used .*model\.safetensors is damaged"):
+        again = pretrained.model("test-tiny", "quick", "cpu")
+    assert torch.equal(first.wte.weight, again.wte.weight)  # the same run, trained again
+    assert (folder.parent / f"{folder.name}.damaged-1" / "model.safetensors").exists()
+
+
+def test_a_complete_cache_is_read_without_the_lock(tmp_path, monkeypatch):
+    _tiny_spec(tmp_path, monkeypatch)
+    pretrained.model("test-tiny", "quick", "cpu")
+
+    def no_lock(target):
+        raise PermissionError(f"read-only cache: cannot create {target}.lock")
+
+    monkeypatch.setattr(pretrained, "locked", no_lock)
+    assert pretrained.model("test-tiny", "quick", "cpu") is not None

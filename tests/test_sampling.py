@@ -21,7 +21,7 @@ def test_probabilities_and_temperature():
     sharp, flat = sampling.probabilities(logits, 0.5), sampling.probabilities(logits, 5.0)
     assert sharp[2] > torch.softmax(logits, -1)[2] > flat[2]
     assert sampling.probabilities(logits, 0).tolist() == [0, 0, 1]
-    with pytest.raises(ValueError, match="temperature must be ≥ 0"):
+    with pytest.raises(ValueError, match="temperature must be a number ≥ 0"):
         sampling.probabilities(logits, -1)
 
 

@@ -1,0 +1,113 @@
+"""Every bad argument gets a clear error, early: the message names the problem and the fix.
+
+One row a probe: what is called, and a pattern its ValueError must match.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from gptbook import attention, checks, lm, pretrained, sampling, student, tinylm
+from gptbook.bpe import ByteBPE
+from gptbook.model import GPT, GPTConfig
+from gptbook.tokenizers import CharTokenizer
+from gptbook.train import TrainConfig, Trainer
+
+TINY = GPTConfig(vocab_size=10, block_size=8, n_layer=1, n_head=2, n_embd=8)
+BYTES = ByteBPE({bytes([b]): b for b in range(256)})
+
+PROBES = {
+    "GPTConfig float size": (lambda: GPTConfig(n_embd=64.0), r"n_embd must be a whole number"),
+    "GPTConfig zero layers": (lambda: GPTConfig(n_layer=0), r"n_layer must be a whole number ≥ 1"),
+    "GPTConfig odd width": (
+        lambda: GPTConfig(n_embd=96, n_head=5),
+        r"not divisible by n_head=5.*try n_head in \[1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48\]",
+    ),
+    "attention sizes": (
+        lambda: attention.MultiHeadAttention(32.5, 4),
+        r"n_embd must be a whole number",
+    ),
+    "attention heads": (lambda: attention.MultiHeadAttention(32, 0), r"n_head must be a whole"),
+    "TinyLM layers": (lambda: tinylm.TinyLM(10, n_layer=0), r"n_layer must be a whole number"),
+    "TinyLM context": (lambda: tinylm.TinyLM(10, block_size=0), r"block_size must be a whole"),
+    "windows block": (lambda: lm.windows(torch.arange(10), 0), r"block_size must be a whole"),
+    "evaluate batch": (
+        lambda: lm.evaluate(GPT(TINY), torch.arange(10) % 10, 4, batch_size=0),
+        r"batch_size must be a whole number",
+    ),
+    "forward 1-D ids": (
+        lambda: GPT(TINY)(torch.arange(5)),
+        r"shape \(B, T\) and an integer dtype.*ids\[None\]",
+    ),
+    "forward float ids": (
+        lambda: GPT(TINY)(torch.zeros(1, 5)),
+        r"integer dtype \(torch.long\), got Tensor of shape \(1, 5\) and dtype torch.float32",
+    ),
+    "forward ids out of range": (
+        lambda: GPT(TINY)(torch.tensor([[3, 10]])),
+        r"token ids must lie in 0..9, got 3..10",
+    ),
+    "generate block_size too large": (
+        lambda: sampling.generate(GPT(TINY), torch.zeros(1, 1, dtype=torch.long), 2, block_size=9),
+        r"block_size=9 is more than the model's context, 8",
+    ),
+    "generate NaN temperature": (
+        lambda: sampling.generate(GPT(TINY), torch.zeros(1, 1, dtype=torch.long), 2, math.nan),
+        r"temperature must be a number ≥ 0",
+    ),
+    "char decode float": (lambda: CharTokenizer("ab").decode([0, 1.5]), r"whole numbers, got 1.5"),
+    "char decode negative": (
+        lambda: CharTokenizer("ab").decode([-1]),
+        r"token id -1 is not in the vocabulary 0..1",
+    ),
+    "char decode float tensor": (
+        lambda: CharTokenizer("ab").decode(torch.tensor([0.0, 1.0])),
+        r"must be integers, got a tensor of torch.float32",
+    ),
+    "bpe decode negative": (lambda: BYTES.decode([-3]), r"token id -3 is not in the vocabulary"),
+    "bpe decode float": (lambda: BYTES.decode([65.0]), r"whole numbers, got 65.0"),
+    "pretrained scale": (
+        lambda: pretrained.path("char", "huge"),
+        r"scale='huge': use one of quick, full",
+    ),
+    "Trainer steps": (
+        lambda: Trainer(GPT(TINY), TrainConfig(max_steps=2, warmup_steps=0)).train(steps=0),
+        r"steps must be ≥ 1",
+    ),
+    "TrainConfig NaN lr": (lambda: TrainConfig(lr=math.nan), r"lr must be a positive number"),
+    "TrainConfig clip": (lambda: TrainConfig(grad_clip=-1.0), r"grad_clip must be ≥ 0"),
+}
+
+
+@pytest.mark.parametrize("name", PROBES)
+def test_bad_input_gets_a_clear_error(name):
+    call, message = PROBES[name]
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_good_input_still_passes_the_checks():
+    assert checks.token_ids(torch.tensor([1, 2]), 3) == [1, 2]
+    assert checks.token_ids([0, 2], 3) == [0, 2] and checks.whole("n", 3) == 3
+    checks.id_batch(torch.zeros(2, 3, dtype=torch.int32))
+    assert GPT(TINY)(torch.zeros(1, 3, dtype=torch.int32))[0].shape == (1, 3, 10)
+
+
+def test_student_refuses_a_folder_without_notebooks(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        student.main([str(tmp_path / "missing"), str(tmp_path / "out")])
+    assert "has no notebooks (*.ipynb)" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_cli_checks_its_out_folder_first(tmp_path, capsys):
+    from gptbook.train import main
+
+    (tmp_path / "a-file").write_text("")
+    for out in ["", str(tmp_path / "a-file")]:
+        with pytest.raises(SystemExit):
+            main(["--preset", "book-tiny", "--out", out, "--max-steps", "2", "--device", "cpu"])
+        assert "must name a folder" in capsys.readouterr().err
