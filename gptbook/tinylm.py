@@ -102,6 +102,10 @@ def lag_batch(
     Solving it needs the *relative* position t - lag. The first ``lag`` targets have
     no answer and are set to :data:`~gptbook.lm.IGNORE_INDEX`, which the loss skips.
     """
+    for name, value in dict(batch_size=batch_size, T=T, vocab_size=vocab_size, lag=lag).items():
+        whole(name, value)
+    if lag >= T:
+        raise ValueError(f"lag={lag} leaves no target in sequences of T={T}: use lag < T")
     x = torch.randint(vocab_size, (batch_size, T), generator=generator)
     y = torch.full_like(x, IGNORE_INDEX)
     y[:, lag:] = x[:, :-lag]

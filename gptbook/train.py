@@ -151,6 +151,7 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(cfg.seed)  # the same on every process
         self.step, self.history = 0, {"step": [], "train": [], "lr": [], "eval_step": [], "val": []}
         self.seconds = 0.0  # wall time in training steps (not evaluations, checkpoints, on_eval)
+        self.skipped = 0  # float16: steps skipped because a gradient overflowed (not an error)
         if resume:
             self.resume()
         self.ddp = parallel.replicate(model, self.device) if self.world > 1 else model
@@ -196,7 +197,9 @@ class Trainer:
             self.scaler.unscale_(self.optimizer)  # clip the true gradients
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
         self.scaler.step(self.optimizer)  # float16: skipped if a gradient overflowed
+        scale = self.scaler.get_scale()  # (1.0 unless float16, whose step has already synced)
         self.scaler.update()
+        self.skipped += self.scaler.get_scale() < scale  # an overflow halves the scale
         return total
 
     # ------------------------------------------------------------------ the loop
@@ -278,6 +281,7 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "history": self.history,
             "seconds": self.seconds,
+            "skipped": self.skipped,
             "train_config": dataclasses.asdict(self.cfg),
             "model_config": dataclasses.asdict(self.model.config),
         }
@@ -317,6 +321,7 @@ class Trainer:
             if state["scaler"]:
                 self.scaler.load_state_dict(state["scaler"])
             self.history, self.seconds = state["history"], state["seconds"]
+            self.skipped = state["skipped"]
             if self.rank == 0:
                 print(f"resuming from {path} (step {self.step})")
             return path

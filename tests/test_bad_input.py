@@ -33,6 +33,8 @@ PROBES = {
     "attention heads": (lambda: attention.MultiHeadAttention(32, 0), r"n_head must be a whole"),
     "TinyLM layers": (lambda: tinylm.TinyLM(10, n_layer=0), r"n_layer must be a whole number"),
     "TinyLM context": (lambda: tinylm.TinyLM(10, block_size=0), r"block_size must be a whole"),
+    "lag beyond the sequence": (lambda: tinylm.lag_batch(2, 5, 4, 5), r"lag=5 leaves no target"),
+    "lag of zero": (lambda: tinylm.lag_batch(2, 5, 4, 0), r"lag must be a whole number ≥ 1"),
     "windows block": (lambda: lm.windows(torch.arange(10), 0), r"block_size must be a whole"),
     "evaluate batch": (
         lambda: lm.evaluate(GPT(TINY), torch.arange(10) % 10, 4, batch_size=0),

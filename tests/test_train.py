@@ -194,6 +194,14 @@ def test_float16_resume_restores_the_loss_scale(tmp_path):
     assert resumed.train(progress=False)["train"] == straight_history["train"]
 
 
+def test_float16_overflows_are_skipped_and_counted_not_errors():
+    trainer = _trainer(precision="float16", max_steps=20)
+    trainer.scaler = torch.amp.GradScaler("cpu", init_scale=2.0**30)  # overflows at first
+    history = trainer.train(progress=False)
+    assert trainer.skipped >= 1 and all(math.isfinite(loss) for loss in history["train"])
+    assert trainer.scaler.get_scale() < 2.0**30
+
+
 def test_compiled_training_matches_eager():
     # (no dropout: compiled kernels draw their dropout masks from another random stream)
     eager = _trainer(dropout=0.0, max_steps=4, eval_interval=4).train(progress=False)
