@@ -45,6 +45,9 @@ def init_process_group(device: str) -> str:
 
     On GPUs each process takes the GPU ``LOCAL_RANK`` and talks NCCL; on CPUs, gloo.
     """
+    rank, world = _env_int("RANK", 0), world_size_from_env()
+    if rank >= world:
+        raise ValueError(f"RANK={rank} but WORLD_SIZE={world}: ranks run from 0 to {world - 1}")
     if torch.device(device).type == "cuda":
         device = f"cuda:{_env_int('LOCAL_RANK', 0)}"
         torch.cuda.set_device(device)

@@ -70,6 +70,8 @@ def test_save_and_load_round_trip(model, tmp_path):
     idx = torch.randint(50, (2, 16))
     assert torch.equal(model(idx)[0], again(idx)[0])
     assert not list(tmp_path.glob("ckpt/*.tmp"))
+    for file in (tmp_path / "ckpt").iterdir():  # readable by all: a cache may be shared
+        assert file.stat().st_mode & 0o777 == 0o644, file.name
     with pytest.raises(FileNotFoundError, match="is not a folder written by GPT.save"):
         GPT.load(tmp_path / "nothing")
 

@@ -231,6 +231,11 @@ def test_cli_refuses_junk_from_torchrun(tmp_path, monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "two")
     with pytest.raises(ValueError, match="WORLD_SIZE='two' is not a whole number"):
         main([*CLI_ARGS.split(), "--out", str(tmp_path / "run")])
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    for rank, message in [("x", "RANK='x' is not a whole number"), ("2", "RANK=2 but WORLD")]:
+        monkeypatch.setenv("RANK", rank)
+        with pytest.raises(ValueError, match=message):
+            main([*CLI_ARGS.split(), "--out", str(tmp_path / "run")])
 
 
 def _free_port() -> int:
