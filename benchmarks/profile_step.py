@@ -34,13 +34,14 @@ from datetime import date
 
 import torch
 from torch.autograd import DeviceType
-from torch.profiler import ProfilerActivity, profile, record_function
+from torch.profiler import ProfilerActivity, profile
+from train_step import add_model_flags, gpt2_config, step_fn  # this folder's script
 
+from gptbook import book
 from gptbook.measure import MATMUL_SIZE, attainable_flops, describe_machine, format_flops
-from gptbook.model import GPT, GPTConfig
-from gptbook.train import autocast, autocast_dtype
-
-PRECISIONS = ["auto", "float32", "bfloat16", "float16"]  # as TrainConfig.precision
+from gptbook.model import GPT
+from gptbook.precision import PRECISIONS
+from gptbook.train import autocast_dtype
 
 #: The groups an op (or one of its callers) can name, tried in this order on its name.
 GROUPS = {
@@ -92,39 +93,6 @@ def group_of(event) -> str:
     return OTHER_ELEMENTWISE if ELEMENTWISE.match(event.name.removeprefix(WRAPPER)) else OTHER
 
 
-def gpt2(args) -> GPTConfig:
-    return GPTConfig(
-        vocab_size=args.vocab,
-        block_size=args.T,
-        n_layer=args.layers,
-        n_head=args.heads,
-        n_embd=args.d,
-        dropout=0.0,
-        norm="pre",
-        scaled_residual_init=True,
-    )
-
-
-def step_fn(model: GPT, x: torch.Tensor, y: torch.Tensor, dtype: torch.dtype | None):
-    """One training step as ``benchmarks/train_step.py`` takes it, with the optimiser marked."""
-    cuda = x.is_cuda
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=cuda)
-    scaler = torch.amp.GradScaler(x.device.type, enabled=dtype == torch.float16)
-
-    def step():
-        with autocast(x.device, dtype):
-            loss = model(x, y)[1]
-        scaler.scale(loss).backward()
-        with record_function("optimizer"):
-            scaler.step(optimizer)
-            scaler.update()
-            optimizer.zero_grad(set_to_none=True)
-        if cuda:
-            torch.cuda.synchronize()
-
-    return step
-
-
 def grouped(prof, cuda: bool, steps: int):
     """Milliseconds per step, the largest ops, and the matrix products' FLOPs, by group."""
     ms, ops, flops = Counter(), defaultdict(Counter), 0
@@ -142,30 +110,21 @@ def grouped(prof, cuda: bool, steps: int):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    for flag, default in [
-        ("steps", 10),
-        ("profile-steps", 3),
-        ("layers", 4),
-        ("d", 256),
-        ("heads", 4),
-        ("T", 256),
-        ("B", 8),
-        ("vocab", 50_257),
-    ]:
-        parser.add_argument(f"--{flag}", type=int, default=default)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--precision", default="auto", choices=PRECISIONS)
+    add_model_flags(parser, steps=10)
+    parser.add_argument("--profile-steps", type=int, default=3)
+    parser.add_argument("--precision", default="auto", choices=["auto", *PRECISIONS])
     args = parser.parse_args()
+    args.device = book.device(args.device)
     if min(args.steps, args.profile_steps) < 1:
         parser.error("--steps and --profile-steps must be ≥ 1")
     torch.manual_seed(0)
-    torch.backends.cuda.matmul.allow_tf32 = True
+    book.allow_tf32()
     cuda = torch.device(args.device).type == "cuda"
-    model = GPT(gpt2(args)).to(args.device)
+    model = GPT(gpt2_config(args)).to(args.device)
     ids = torch.randint(args.vocab, (args.B, args.T + 1))
     x, y = ids[:, :-1].to(args.device), ids[:, 1:].to(args.device)
     autocast_to = autocast_dtype(args.device, args.precision)  # None: float32
-    step = step_fn(model, x, y, autocast_to)
+    step = step_fn(model, x, y, dtype=autocast_to)
     # the ceiling: the same device, the products' precision, measured before and after the steps
     # (the better of the two: a run disturbed by another process reads low, never high)
     dtype = autocast_to or torch.float32

@@ -21,6 +21,7 @@ from datetime import date
 
 import torch
 
+from gptbook import book
 from gptbook.measure import (
     MATMUL_SIZE,
     attainable_flops,
@@ -64,13 +65,14 @@ def main() -> None:
     parser.add_argument("--preset", default="book-small")
     for flag, default in [("B", 32), ("steps", 20), ("warmup", 3)]:
         parser.add_argument(f"--{flag}", type=int, default=default)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: book.device())")
     args = parser.parse_args()
+    args.device = book.device(args.device)
+    book.allow_tf32()  # as a chapter's book.setup() does
     config = GPTConfig.preset(args.preset, dropout=0.0)
     tokens = args.B * config.block_size
     rows = variants(args.device)
-    # TF32 for float32 products on a GPU: as the process has it, for the rows and their ceiling
-    tf32 = torch.backends.cuda.matmul.allow_tf32
+    tf32 = torch.backends.cuda.matmul.allow_tf32  # the same for every row and its ceiling
     dtypes = {
         row["precision"]: autocast_dtype(args.device, row["precision"]) or torch.float32
         for row in rows.values()

@@ -23,7 +23,9 @@ import time
 from datetime import date
 
 import torch
+from torch.profiler import record_function
 
+from gptbook import book
 from gptbook.measure import (
     MATMUL_SIZE,
     attainable_flops,
@@ -53,42 +55,40 @@ def hf_model(cfg: GPTConfig):
     return GPT2LMHeadModel(hf_cfg)
 
 
-def step_fn(model, x, y, hf: bool):
+def step_fn(model, x, y, hf: bool = False, dtype: torch.dtype | None | str = "auto"):
+    """One training step (AdamW, fused on a GPU) of ``model`` on the batch ``x``, ``y``, in
+    ``dtype`` autocast ("auto": as gptbook.train chooses for the device); the optimiser's part
+    is marked for the profiler (benchmarks/profile_step.py)."""
     cuda = x.is_cuda
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=cuda)
-    dtype = autocast_dtype(x.device)  # the same precision for both
+    dtype = autocast_dtype(x.device) if dtype == "auto" else dtype  # the same for both models
     scaler = torch.amp.GradScaler(x.device.type, enabled=dtype == torch.float16)
 
     def step():
         with autocast(x.device, dtype):
             loss = model(input_ids=x, labels=x).loss if hf else model(x, y)[1]
-        optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
+        with record_function("optimizer"):
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad(set_to_none=True)
         if cuda:
             torch.cuda.synchronize()
 
     return step
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    for flag, default in [
-        ("steps", 20),
-        ("layers", 4),
-        ("d", 256),
-        ("heads", 4),
-        ("T", 256),
-        ("B", 8),
-        ("vocab", 50_257),
-    ]:
+def add_model_flags(parser: argparse.ArgumentParser, steps: int) -> None:
+    """The flags train_step.py and profile_step.py share: steps, the model, the batch, device."""
+    model = [("layers", 4), ("d", 256), ("heads", 4), ("T", 256), ("B", 8), ("vocab", 50_257)]
+    for flag, default in [("steps", steps), *model]:
         parser.add_argument(f"--{flag}", type=int, default=default)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    args = parser.parse_args()
-    torch.manual_seed(0)
-    torch.backends.cuda.matmul.allow_tf32 = True
-    cfg = GPTConfig(
+    parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: book.device())")
+
+
+def gpt2_config(args: argparse.Namespace) -> GPTConfig:
+    """GPT-2's architecture (pre-LN, scaled residual init), no dropout, at the flags' size."""
+    return GPTConfig(
         vocab_size=args.vocab,
         block_size=args.T,
         n_layer=args.layers,
@@ -98,6 +98,16 @@ def main() -> None:
         norm="pre",
         scaled_residual_init=True,
     )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_model_flags(parser, steps=20)
+    args = parser.parse_args()
+    args.device = book.device(args.device)
+    torch.manual_seed(0)
+    book.allow_tf32()
+    cfg = gpt2_config(args)
     ids = torch.randint(args.vocab, (args.B, args.T + 1))
     x, y = ids[:, :-1].to(args.device), ids[:, 1:].to(args.device)  # HF shifts its labels itself
     models = {
