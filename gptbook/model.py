@@ -160,6 +160,13 @@ class GPT(nn.Module):
             nn.init.normal_(module.weight, std=0.02)
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
+        logits = self.lm_head(self.features(idx))  # (B, T, padded V)
+        logits = logits[..., : self.config.vocab_size]  # (B, T, V): the padding cut off
+        return logits, None if targets is None else cross_entropy(logits, targets)
+
+    def features(self, idx: torch.Tensor) -> torch.Tensor:
+        """The final hidden states (B, T, C): what the output layer scores, and what a
+        fine-tuning head reads (chapter 6)."""
         id_batch(idx)
         B, T = idx.shape
         if T > self.config.block_size:
@@ -172,9 +179,7 @@ class GPT(nn.Module):
         x = self.drop(self.wte(idx) + self.wpe(T))  # (B, T, C)
         for block in self.blocks:
             x = block(x)
-        logits = self.lm_head(self.ln_f(x))  # (B, T, padded V)
-        logits = logits[..., : self.config.vocab_size]  # (B, T, V): the padding cut off
-        return logits, None if targets is None else cross_entropy(logits, targets)
+        return self.ln_f(x)  # (B, T, C)
 
     def _check_ids(self, idx: torch.Tensor) -> None:
         V = self.config.vocab_size

@@ -1,0 +1,236 @@
+"""Fine-tuning GPT-1 on tasks: task-aware inputs, a linear head, and the auxiliary LM loss.
+
+Introduced in chapter 6. GPT-1 (Radford et al., 2018, Figure 1, right) fine-tunes one
+pretrained model on very different tasks by changing only its *input*: every example
+becomes one or more token sequences framed by three new tokens, and a linear head reads the
+final hidden state at the last one, ``extract``:
+
+- classification:   ``[start] text [extract]``
+- entailment:       ``[start] premise [delim] hypothesis [extract]``
+- similarity:       both orders, ``[start] a [delim] b [extract]`` and ``[start] b [delim] a
+  [extract]``; the two extract states are added before the head
+- multiple choice:  ``[start] context [delim] answer_i [extract]`` for every answer, one score
+  each, a softmax over the answers
+
+The loss is the task's plus λ = 0.5 times the language-modelling loss on the same inputs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .checks import whole
+from .lm import IGNORE_INDEX, cross_entropy
+from .model import GPT
+
+#: The four input formats of GPT-1's Figure 1, and the fields each example must have.
+TASKS = {
+    "classification": ("text",),
+    "entailment": ("premise", "hypothesis"),
+    "similarity": ("a", "b"),
+    "multiple_choice": ("context", "choices"),
+}
+#: GPT-1's weight of the auxiliary language-modelling loss.
+LM_WEIGHT = 0.5
+
+
+@dataclass(frozen=True)
+class SpecialTokens:
+    """The ids of the three tokens that frame a task's input."""
+
+    start: int
+    delim: int
+    extract: int
+
+    @property
+    def ids(self) -> tuple[int, int, int]:
+        return (self.start, self.delim, self.extract)
+
+
+def add_special_tokens(model: GPT) -> SpecialTokens:
+    """Append ``start``, ``delim`` and ``extract`` to ``model``'s token table, in place.
+
+    The new rows are initialised like the others, N(0, 0.02); the pretrained rows are copied
+    unchanged, and the output layer stays tied to the (larger) table.
+    """
+    config, old = model.config, model.wte.weight.data
+    V = config.vocab_size
+    model.config = dataclasses.replace(config, vocab_size=V + 3)
+    table = nn.Embedding(model.config.padded_vocab_size, config.n_embd).to(old.device, old.dtype)
+    nn.init.normal_(table.weight, std=0.02)
+    with torch.no_grad():
+        table.weight[:V] = old[:V]  # the pretrained rows, untouched
+    model.wte = table
+    model.lm_head = nn.Linear(config.n_embd, model.config.padded_vocab_size, bias=False)
+    model.lm_head.weight = model.wte.weight  # tied, as before
+    return SpecialTokens(start=V, delim=V + 1, extract=V + 2)
+
+
+def build_inputs(
+    task: str,
+    example: dict,
+    encode: Callable[[str], list[int]],
+    special: SpecialTokens,
+    max_len: int,
+) -> list[list[int]]:
+    """The token sequences of one ``example`` of ``task``: one per forward pass (1 for
+    classification and entailment, 2 for similarity, one per answer for multiple choice).
+
+    Each starts with ``special.start`` and ends with ``special.extract``. A sequence longer than
+    ``max_len`` loses tokens from the left of its first text (the end of a premise is nearest
+    the hypothesis); if that is not enough, it is refused with a message naming the limit.
+    """
+    if task not in TASKS:
+        raise ValueError(f"task={task!r}: use one of {', '.join(TASKS)}")
+    missing = [field for field in TASKS[task] if field not in example]
+    if missing:
+        raise ValueError(f"a {task} example needs the fields {TASKS[task]}; {missing} missing")
+    whole("max_len", max_len, least=3)
+    s, d, e = special.start, special.delim, special.extract
+    if task == "classification":
+        return [_fit([s], encode(example["text"]), [], [e], max_len)]
+    if task == "entailment":
+        premise, hypothesis = encode(example["premise"]), encode(example["hypothesis"])
+        return [_fit([s], premise, [d, *hypothesis], [e], max_len)]
+    if task == "similarity":
+        a, b = encode(example["a"]), encode(example["b"])
+        return [_fit([s], a, [d, *b], [e], max_len), _fit([s], b, [d, *a], [e], max_len)]
+    choices = example["choices"]
+    if isinstance(choices, str) or len(choices) < 2:
+        raise ValueError(f"a multiple-choice example needs at least two choices, got {choices!r}")
+    context = encode(example["context"])
+    return [_fit([s], context, [d, *encode(c)], [e], max_len) for c in choices]
+
+
+def _fit(head: list[int], text: list[int], rest: list[int], tail: list[int], max_len: int):
+    """head + text + rest + tail, with ``text`` cut from the left to fit in ``max_len``."""
+    room = max_len - len(head) - len(rest) - len(tail)
+    if room < 0:
+        raise ValueError(
+            f"the input needs {len(head) + len(rest) + len(tail)} tokens besides its first text, "
+            f"more than max_len={max_len}: shorten the second text (or the answers)"
+        )
+    return [*head, *text[len(text) - room :], *rest, *tail]
+
+
+def collate(
+    examples: Sequence[Sequence[Sequence[int]]], pad_id: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch of examples (each a list of ``k`` sequences, as :func:`build_inputs` gives) as
+    right-padded ids (B·k, T) and the position of each sequence's ``extract`` token (B·k,).
+
+    Padding on the right never changes what the real tokens see (attention is causal).
+    """
+    counts = {len(seqs) for seqs in examples}
+    if len(counts) != 1:
+        raise ValueError(f"every example must have the same number of sequences, got {counts}")
+    flat = [list(seq) for seqs in examples for seq in seqs]
+    T = max(map(len, flat))
+    ids = torch.full((len(flat), T), pad_id, dtype=torch.long)
+    for row, seq in enumerate(flat):
+        ids[row, : len(seq)] = torch.tensor(seq)
+    extract = torch.tensor([len(seq) - 1 for seq in flat])
+    return ids, extract
+
+
+class TaskModel(nn.Module):
+    """A GPT with a linear head on the final hidden state at each sequence's ``extract`` token.
+
+    ``model(ids, extract, labels=None) -> (task_logits, loss)``: logits (B, n_classes); for
+    multiple choice ``n_classes`` is the number of answers a question has, each scored by the
+    head from its own sequence. The loss, with labels, is the task's cross-entropy plus
+    ``lm_weight`` times the LM loss on the inputs (pads and predictions of special tokens left
+    out).
+    """
+
+    def __init__(
+        self,
+        gpt: GPT,
+        task: str,
+        special: SpecialTokens,
+        n_classes: int = 2,
+        lm_weight: float = LM_WEIGHT,
+        dropout: float = 0.1,
+    ):
+        super().__init__()
+        if task not in TASKS:
+            raise ValueError(f"task={task!r}: use one of {', '.join(TASKS)}")
+        if gpt.config.vocab_size <= max(special.ids):
+            raise ValueError("the model has no rows for the special tokens: add_special_tokens")
+        self.gpt, self.task, self.special, self.lm_weight = gpt, task, special, lm_weight
+        self.block_size = gpt.config.block_size
+        self.drop = nn.Dropout(dropout)
+        self.n_classes = whole("n_classes", n_classes, least=2)
+        outputs = 1 if task == "multiple_choice" else n_classes  # one score an answer
+        self.head = nn.Linear(gpt.config.n_embd, outputs)
+        nn.init.normal_(self.head.weight, std=0.02)
+        nn.init.zeros_(self.head.bias)
+
+    @property
+    def per_example(self) -> int:
+        """Sequences per example: 1, 2 for similarity, one an answer for multiple choice."""
+        return {"similarity": 2, "multiple_choice": self.n_classes}.get(self.task, 1)
+
+    def forward(self, ids: torch.Tensor, extract: torch.Tensor, labels: torch.Tensor | None = None):
+        if len(ids) % self.per_example:
+            raise ValueError(
+                f"{len(ids)} sequences do not make whole {self.task} examples of "
+                f"{self.per_example} sequences each"
+            )
+        h = self.gpt.features(ids)  # (B·k, T, C)
+        rows = torch.arange(len(ids), device=ids.device)
+        last = self.drop(h[rows, extract])  # (B·k, C): the extract token's state
+        if self.task == "similarity":
+            logits = self.head(last.view(-1, 2, last.shape[-1]).sum(1))  # (B, n_classes)
+        elif self.task == "multiple_choice":
+            logits = self.head(last).view(-1, self.n_classes)  # (B, n_choices)
+        else:
+            logits = self.head(last)  # (B, n_classes)
+        if labels is None:
+            return logits, None
+        task_loss = F.cross_entropy(logits, labels)
+        return logits, task_loss + self.lm_weight * self.lm_loss(h, ids, extract)
+
+    def lm_loss(self, h: torch.Tensor, ids: torch.Tensor, extract: torch.Tensor) -> torch.Tensor:
+        """Next-token loss on the inputs' text: pads and special tokens are not targets."""
+        logits = self.gpt.lm_head(h[:, :-1])[..., : self.gpt.config.vocab_size]  # (N, T-1, V)
+        targets = ids[:, 1:].clone()
+        positions = torch.arange(1, ids.shape[1], device=ids.device)
+        targets[positions[None, :] > extract[:, None]] = IGNORE_INDEX  # pads
+        targets[torch.isin(targets, torch.tensor(self.special.ids, device=ids.device))] = (
+            IGNORE_INDEX
+        )
+        if (targets == IGNORE_INDEX).all():
+            return h.sum() * 0.0
+        return cross_entropy(logits, targets)
+
+
+def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """The share of examples whose highest logit is the label."""
+    return (logits.argmax(-1) == labels).float().mean().item()
+
+
+def pearson(x: torch.Tensor, y: torch.Tensor) -> float:
+    """Pearson's correlation of two 1-D tensors."""
+    x, y = x.double() - x.double().mean(), y.double() - y.double().mean()
+    return (x @ y / (x.norm() * y.norm())).item()
+
+
+def spearman(x: torch.Tensor, y: torch.Tensor) -> float:
+    """Spearman's rank correlation: Pearson's of the ranks (ties share their mean rank)."""
+    return pearson(_ranks(x), _ranks(y))
+
+
+def _ranks(x: torch.Tensor) -> torch.Tensor:
+    values, inverse = torch.unique(x, return_inverse=True)
+    order = torch.argsort(x, stable=True)
+    ranks = torch.empty(len(x), dtype=torch.float64)
+    ranks[order] = torch.arange(len(x), dtype=torch.float64)
+    mean = torch.zeros(len(values), dtype=torch.float64).index_add_(0, inverse, ranks)
+    return (mean / torch.bincount(inverse, minlength=len(values)))[inverse]
