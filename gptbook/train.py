@@ -296,7 +296,10 @@ class Trainer:
             shutil.rmtree(stale, ignore_errors=True)
         save_checkpoint(path, self.model, self.optimizer, self.step, self.state())
         for old in self.checkpoints()[self.cfg.keep_checkpoints :]:
-            shutil.rmtree(old, ignore_errors=True)
+            # renamed out of sight first: a kill during the deletion leaves no half checkpoint
+            doomed = old.with_name(f".{old.name}.deleting")
+            old.rename(doomed)
+            shutil.rmtree(doomed, ignore_errors=True)
 
     def resume(self) -> Path:
         """Continue from the newest checkpoint that verifies (a damaged one is skipped with a

@@ -84,3 +84,24 @@ def test_a_full_disk_fails_loudly_and_keeps_the_checkpoints(tmp_path, monkeypatc
     for name in names:
         checkpoint.verify_checkpoint(tmp_path / "checkpoints" / name)
     assert Trainer(GPT(GPTConfig.preset("book-tiny")), cfg, tmp_path, resume=True).step == 6
+
+
+def test_a_kill_while_dropping_an_old_checkpoint_leaves_none_half_deleted(tmp_path, monkeypatch):
+    import gptbook.train as train_module
+
+    torch.manual_seed(0)
+    cfg = TrainConfig(max_steps=9, batch_size=4, warmup_steps=1, eval_interval=3, eval_batches=1)
+    trainer = Trainer(GPT(GPTConfig.preset("book-tiny")), cfg, tmp_path)
+    trainer.train(steps=6, progress=False)  # checkpoints at steps 3 and 6
+
+    def killed_midway(folder, ignore_errors=False):
+        (folder / checkpoint.MANIFEST).unlink()  # the deletion has begun ...
+        raise KeyboardInterrupt  # ... and the process dies
+
+    monkeypatch.setattr(train_module.shutil, "rmtree", killed_midway)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train(progress=False)  # step 9 is saved, step 3 is being dropped
+    monkeypatch.undo()
+    for folder in (tmp_path / "checkpoints").glob("step-*"):
+        checkpoint.verify_checkpoint(folder)
+    assert Trainer(GPT(GPTConfig.preset("book-tiny")), cfg, tmp_path, resume=True).step == 9
