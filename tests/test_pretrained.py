@@ -9,14 +9,20 @@ from gptbook import pretrained
 from gptbook.train import Trainer
 
 
-def test_trains_once_then_loads(tmp_path, monkeypatch):
+def _tiny_spec(tmp_path, monkeypatch, **train):
     monkeypatch.setattr(pretrained, "models_dir", lambda: tmp_path)
     spec = {
         "quick": dict(
-            model=dict(preset="book-tiny"), train=dict(max_steps=3, batch_size=4, warmup_steps=1)
+            model=dict(preset="book-tiny"),
+            train=dict(max_steps=2, batch_size=4, warmup_steps=1, **train),
         )
     }
     monkeypatch.setitem(pretrained.SPECS, "test-tiny", spec)
+    return pretrained.path("test-tiny", "quick")
+
+
+def test_trains_once_then_loads(tmp_path, monkeypatch):
+    _tiny_spec(tmp_path, monkeypatch)
     calls = []
     real_train = Trainer.train
     monkeypatch.setattr(
@@ -81,17 +87,6 @@ def test_an_interrupted_run_is_never_cached_and_resumes(tmp_path, monkeypatch):
     pretrained.model("test-tiny", "quick", "cpu")
     assert started_at == [2] and (folder / "model.safetensors").exists()
     assert not folder.with_name(folder.name + ".run").exists()
-
-
-def _tiny_spec(tmp_path, monkeypatch):
-    monkeypatch.setattr(pretrained, "models_dir", lambda: tmp_path)
-    spec = {
-        "quick": dict(
-            model=dict(preset="book-tiny"), train=dict(max_steps=2, batch_size=4, warmup_steps=1)
-        )
-    }
-    monkeypatch.setitem(pretrained.SPECS, "test-tiny", spec)
-    return pretrained.path("test-tiny", "quick")
 
 
 def test_a_damaged_cached_model_is_moved_aside_and_trained_again(tmp_path, monkeypatch):
