@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +29,7 @@ from torch import nn
 from .checks import whole
 from .lm import IGNORE_INDEX, cross_entropy
 from .model import GPT
+from .train import TrainConfig, Trainer
 
 #: The four input formats of GPT-1's Figure 1, and the fields each example must have.
 TASKS = {
@@ -38,6 +40,8 @@ TASKS = {
 }
 #: GPT-1's weight of the auxiliary language-modelling loss.
 LM_WEIGHT = 0.5
+#: GPT-1 fine-tunes for 3 epochs (most tasks).
+PAPER_EPOCHS = 3
 
 
 @dataclass(frozen=True)
@@ -194,8 +198,10 @@ class TaskModel(nn.Module):
             logits = self.head(last)  # (B, n_classes)
         if labels is None:
             return logits, None
-        task_loss = F.cross_entropy(logits, labels)
-        return logits, task_loss + self.lm_weight * self.lm_loss(h, ids, extract)
+        loss = F.cross_entropy(logits, labels)
+        if self.lm_weight:  # (the LM head is the costliest product: skipped when unused)
+            loss = loss + self.lm_weight * self.lm_loss(h, ids, extract)
+        return logits, loss
 
     def lm_loss(self, h: torch.Tensor, ids: torch.Tensor, extract: torch.Tensor) -> torch.Tensor:
         """Next-token loss on the inputs' text: pads and special tokens are not targets."""
@@ -209,6 +215,107 @@ class TaskModel(nn.Module):
         if (targets == IGNORE_INDEX).all():
             return h.sum() * 0.0
         return cross_entropy(logits, targets)
+
+
+# ---------------------------------------------------------------------- fine-tuning: gptbook.train
+def encode_examples(
+    task: str, examples, encode: Callable[[str], list[int]], special: SpecialTokens, max_len: int
+) -> list[list[list[int]]]:
+    """:func:`build_inputs` of every example (a ``datasets.Dataset`` or a list of dicts)."""
+    return [build_inputs(task, example, encode, special, max_len) for example in examples]
+
+
+def task_batches(
+    encoded: Sequence[Sequence[Sequence[int]]],
+    labels: Sequence[int],
+    batch_size: int,
+    seed: int = 0,
+):
+    """The Trainer's ``batches`` for a task: epochs of the examples, each in a new random order
+    decided by ``seed`` and the epoch alone (so a resumed run sees the same batches).
+    A step's batch is ``(ids, extract, labels)``, what :class:`TaskModel` takes."""
+    if len(encoded) != len(labels):
+        raise ValueError(f"{len(encoded)} examples but {len(labels)} labels")
+    if whole("batch_size", batch_size) > len(encoded):
+        raise ValueError(f"batch_size={batch_size} is more than the {len(encoded)} examples")
+    per_epoch = len(encoded) // batch_size  # the last partial batch of an epoch is left out
+
+    def batches(step: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+        epoch, i = divmod(step, per_epoch)
+        order = torch.randperm(len(encoded), generator=torch.Generator().manual_seed(seed + epoch))
+        chosen = order[i * batch_size : (i + 1) * batch_size].tolist()
+        ids, extract = collate([encoded[j] for j in chosen])
+        return ids, extract, torch.tensor([labels[j] for j in chosen])
+
+    return batches
+
+
+@torch.no_grad()
+def predict(
+    model: TaskModel, encoded: Sequence[Sequence[Sequence[int]]], batch_size: int = 64
+) -> torch.Tensor:
+    """The task logits of every example, (N, n_classes), on the CPU; the model in eval mode."""
+    device, outputs = next(model.parameters()).device, []
+    for i in range(0, len(encoded), batch_size):
+        ids, extract = collate(encoded[i : i + batch_size])
+        outputs.append(model(ids.to(device), extract.to(device))[0].float().cpu())
+    return torch.cat(outputs)
+
+
+def task_metrics(encoded: Sequence[Sequence[Sequence[int]]], labels: Sequence[int]):
+    """The Trainer's ``metrics`` for a task: the task loss on these examples (``val``) and the
+    accuracy; for similarity also Spearman's correlation of p(class 1) with the label."""
+    y = torch.tensor(labels)
+
+    def metrics(model: TaskModel) -> dict[str, float]:
+        logits = predict(model, encoded)
+        measured = {"val": F.cross_entropy(logits, y).item(), "accuracy": accuracy(logits, y)}
+        if model.task == "similarity":
+            measured["spearman"] = spearman(logits.softmax(-1)[:, 1], y)
+        return measured
+
+    return metrics
+
+
+def fine_tune(
+    model: TaskModel,
+    train,
+    test,
+    cfg: TrainConfig,
+    progress: bool = True,
+    out_dir: str | Path | None = None,
+    resume: bool = False,
+) -> Trainer:
+    """Fine-tune ``model`` on ``train`` and measure it on ``test`` at every evaluation, with
+    :class:`gptbook.train.Trainer` (AdamW, schedule, clipping, precision, progress bar, and
+    checkpoints in ``out_dir`` that ``resume=True`` continues from).
+
+    ``train`` and ``test`` are ``(encoded, labels)`` pairs (:func:`encode_examples`). Returns
+    the Trainer: its ``history`` holds the training loss and the test ``val`` loss and
+    ``accuracy`` at each of ``history["eval_step"]``.
+    """
+    trainer = Trainer(
+        model,
+        cfg,
+        out_dir,
+        resume=resume,
+        batches=task_batches(*train, cfg.batch_size, seed=cfg.seed),
+        metrics=task_metrics(*test),
+    )
+    trainer.train(progress=progress)
+    return trainer
+
+
+def paper_config(n_examples: int, **overrides) -> TrainConfig:
+    """GPT-1's fine-tuning recipe for ``n_examples`` training examples: lr 6.25e-5, batch 32,
+    3 epochs, linear warmup over 0.2% of training then linear decay, as a TrainConfig;
+    ``overrides`` change any setting (``epochs=`` included)."""
+    epochs = overrides.pop("epochs", PAPER_EPOCHS)
+    batch_size = overrides.pop("batch_size", 32)
+    steps = epochs * (n_examples // batch_size)
+    settings = dict(lr=6.25e-5, warmup_steps=max(1, round(0.002 * steps)), schedule="linear")
+    settings.update(min_lr_ratio=0.0, eval_interval=steps, weight_decay=0.01)
+    return TrainConfig(max_steps=steps, batch_size=batch_size, **{**settings, **overrides})
 
 
 def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:

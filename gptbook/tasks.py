@@ -14,8 +14,12 @@ from __future__ import annotations
 import csv
 import functools
 import hashlib
+import random
+import re
+import unicodedata
 from typing import TYPE_CHECKING
 
+from . import data
 from .assets import fetch
 
 if TYPE_CHECKING:
@@ -49,3 +53,146 @@ def sentiment() -> datasets.DatasetDict:
             {"text": text, "label": SENTIMENT_LABELS[label]}
         )
     return datasets.DatasetDict({k: datasets.Dataset.from_list(v) for k, v in splits.items()})
+
+
+# ---------------------------------------------------------------------- text for a small vocabulary
+#: Characters a small vocabulary may lack, written with the ones it has.
+PLAIN = {"—": "--", "–": "-", "…": "...", "‘": "'", "’": "'", "“": '"', "”": '"', "æ": "ae"}
+
+
+def plain(text: str, alphabet: str | set[str]) -> str:
+    """``text`` in the characters of ``alphabet``: accents dropped (é → e), dashes, quotes and
+    ellipses spelt out (:data:`PLAIN`), anything else missing from ``alphabet`` left out."""
+    text = "".join(PLAIN.get(ch, ch) for ch in text)
+    text = unicodedata.normalize("NFKD", text)  # é → e + a combining accent
+    return "".join(ch for ch in text if ch in alphabet)
+
+
+# ---------------------------------------------------------------------- tasks made from the plays
+#: A speaker's tag on a line of its own: "Hor.", "KING HENRY.", "SIR TOBY.".
+_SPEAKER = re.compile(r"^[A-Z][A-Za-z' -]{0,30}\.$")
+#: The heading of a scene: "Scene II. Elsinore.", "SCENE 2", "SCENE I.--Another part".
+_SCENE = re.compile(r"^(?:SCENE|Scene) [IVXLC\d]+\b")
+#: Shakespeare tasks are trained on plays of the corpus's train split, tested on held-out plays.
+PLAY_SPLITS = {"train": "train", "test": "val"}
+
+
+def speeches(text: str) -> list[dict]:
+    """The speeches of a play: dicts with ``speaker``, ``scene`` (0 before the first heading)
+    and ``lines`` (the speech's lines of text, stage directions left out)."""
+    found, scene = [], 0
+    for paragraph in text.split("\n\n"):
+        lines = [line.strip() for line in paragraph.strip().split("\n")]
+        if _SCENE.match(lines[0]):
+            scene += 1
+        elif len(lines) > 1 and _SPEAKER.match(lines[0]):
+            spoken = [line for line in lines[1:] if line and not line.startswith("[")]
+            if spoken:
+                found.append({"speaker": lines[0][:-1].upper(), "scene": scene, "lines": spoken})
+    return found
+
+
+@functools.lru_cache(maxsize=2)
+def _plays(split: str) -> dict[str, list[dict]]:
+    """The speeches of each play of ``split`` (train or test), by play id."""
+    if split not in PLAY_SPLITS:
+        raise ValueError(f"split={split!r}: use 'train' or 'test'")
+    works = data.shakespeare()[PLAY_SPLITS[split]]
+    return {w["id"]: speeches(w["text"]) for w in works if w["kind"] == "play"}
+
+
+def clip(text: str, max_chars: int) -> str:
+    """The start of ``text``, at most ``max_chars`` characters, cut after a whole word."""
+    if len(text) <= max_chars:
+        return text
+    cut = text.rfind(" ", 0, max_chars + 1)
+    return text[: cut if cut > 0 else max_chars]
+
+
+def next_line(
+    split: str, n: int, n_choices: int = 4, max_chars: int = 100, seed: int = 0
+) -> datasets.Dataset:
+    """Multiple choice, "which line comes next": ``context`` is a line of a speech, ``choices``
+    the line that follows it and ``n_choices - 1`` other lines of the same play, in random
+    order; ``label`` is the index of the true next line. Chance is ``1 / n_choices``.
+    Every text is :func:`clip`-ped to ``max_chars``."""
+    import datasets
+
+    rng, rows = random.Random(f"next_line/{split}/{seed}"), []
+    plays = _plays(split)
+    for _ in range(n):
+        play = plays[rng.choice(sorted(plays))]
+        lines = [line for s in play for line in s["lines"]]
+        speech = rng.choice([s for s in play if len(s["lines"]) > 1])
+        i = rng.randrange(len(speech["lines"]) - 1)
+        answer = speech["lines"][i + 1]
+        others = rng.sample([line for line in lines if line != answer], n_choices - 1)
+        label = rng.randrange(n_choices)
+        choices = [clip(c, max_chars) for c in [*others[:label], answer, *others[label:]]]
+        context = clip(speech["lines"][i], max_chars)
+        rows.append({"context": context, "choices": choices, "label": label})
+    return datasets.Dataset.from_list(rows)
+
+
+def same_speaker(split: str, n: int, max_chars: int = 100, seed: int = 0) -> datasets.Dataset:
+    """Similarity, "are these two speeches by the same character": ``a`` and ``b`` are two
+    speeches of one scene (their first ``max_chars`` characters); ``label`` 1 if one character
+    speaks both, else 0, half each (chance is 1/2). Order does not matter, which is why GPT-1
+    reads similarity pairs both ways."""
+    import datasets
+
+    rng, rows = random.Random(f"same_speaker/{split}/{seed}"), []
+    scenes = [
+        group
+        for play in _plays(split).values()
+        for group in _by(play, "scene").values()
+        if len({s["speaker"] for s in group}) > 1
+        and any(len(v) > 1 for v in _by(group, "speaker").values())
+    ]
+    while len(rows) < n:
+        group = rng.choice(scenes)
+        label = len(rows) % 2
+        a = rng.choice(group)
+        pool = [s for s in group if s is not a and (s["speaker"] == a["speaker"]) == bool(label)]
+        if pool:
+            b = rng.choice(pool)
+            a_text, b_text = (clip(" ".join(x["lines"]), max_chars) for x in (a, b))
+            rows.append({"a": a_text, "b": b_text, "label": label})
+    return datasets.Dataset.from_list(rows)
+
+
+#: The three answers of :func:`same_scene`, in label order (as RTE/MNLI name theirs).
+SCENE_LABELS = ("same scene", "same play, another scene", "another play")
+
+
+def same_scene(split: str, n: int, max_chars: int = 100, seed: int = 0) -> datasets.Dataset:
+    """Entailment-style, three classes (:data:`SCENE_LABELS`): does the ``hypothesis`` speech
+    come from the ``premise`` speech's scene, from another scene of its play, or from another
+    play? A third each (chance is 1/3). Texts are a speech's first ``max_chars`` characters."""
+    import datasets
+
+    rng, rows = random.Random(f"same_scene/{split}/{seed}"), []
+    plays = _plays(split)
+    ids = sorted(plays)
+    while len(rows) < n:
+        label = len(rows) % len(SCENE_LABELS)
+        play = rng.choice(ids)
+        premise = rng.choice(plays[play])
+        if label == 0:
+            pool = [s for s in plays[play] if s["scene"] == premise["scene"] and s is not premise]
+        elif label == 1:
+            pool = [s for s in plays[play] if s["scene"] != premise["scene"]]
+        else:
+            pool = plays[rng.choice([p for p in ids if p != play])]
+        if pool:
+            hypothesis = rng.choice(pool)
+            texts = [clip(" ".join(x["lines"]), max_chars) for x in (premise, hypothesis)]
+            rows.append({"premise": texts[0], "hypothesis": texts[1], "label": label})
+    return datasets.Dataset.from_list(rows)
+
+
+def _by(items: list[dict], key: str) -> dict:
+    groups: dict = {}
+    for item in items:
+        groups.setdefault(item[key], []).append(item)
+    return groups

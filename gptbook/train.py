@@ -7,8 +7,9 @@ Its parts live in their own modules: :mod:`~gptbook.precision` (bf16/fp16 autoca
 
 - Optimiser: AdamW, weight decay on matrices only (not on biases, LayerNorm gains or
   the position table), fused on CUDA. Chapter 5 writes it out in :mod:`gptbook.optim`.
-- Schedule: linear warmup, then cosine decay to ``min_lr_ratio × lr`` (GPT-1's shape, which
-  decayed to 0; the floor is GPT-3's).
+- Schedule: linear warmup, then cosine decay to ``min_lr_ratio × lr`` (GPT-1's pretraining
+  shape, which decayed to 0; the floor is GPT-3's), or linear decay (``schedule="linear"``,
+  GPT-1's fine-tuning).
 - Mixed precision (``precision="auto"``): bfloat16 autocast on GPUs that have it, float16
   with loss scaling on older ones (T4, V100), float32 on the CPU.
 - The loop never waits for the GPU to report a loss: losses are read in batches, at
@@ -22,6 +23,9 @@ Its parts live in their own modules: :mod:`~gptbook.precision` (bf16/fp16 autoca
   update as one process with the whole batch.
 - Gradient accumulation: ``micro_batch_size`` splits a process's slice into micro-batches
   whose gradients add up before the step, for global batches larger than memory.
+- Any model and any data: the Trainer needs only the book's model contract, ``model(*batch)
+  -> (output, loss)``. By default it trains a language model on the corpus; ``batches`` and
+  ``metrics`` give it other data and other measures (chapter 6 fine-tunes on tasks with them).
 
 The Trainer changes no process-wide setting: :func:`gptbook.book.setup` seeds and turns on
 TF32 for the float32 products on GPUs (the command line does the same).
@@ -36,10 +40,12 @@ import math
 import shutil
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from . import book, data, parallel
 from .checkpoint import CheckpointError, load_checkpoint, load_extra, save_checkpoint
@@ -51,6 +57,14 @@ __all__ = ["TrainConfig", "Trainer", "autocast", "autocast_dtype", "lr_at", "mai
 
 #: Settings whose change would give an old step count another meaning: resuming refuses them.
 SAME_RUN = ("batch_size", "max_steps")
+#: The shapes of the learning-rate decay after warmup.
+SCHEDULES = ("cosine", "linear")
+
+#: ``batches(step, generator)``: the whole global batch of a step, a tuple of tensors whose first
+#: dimension is the batch (or a whole multiple of it), each ``model(*batch)``'s arguments.
+Batches = Callable[[int, torch.Generator], tuple[torch.Tensor, ...]]
+#: ``metrics(model)``: measures of a model in eval mode, by name; ``"val"`` is the loss to watch.
+Metrics = Callable[[nn.Module], dict[str, float]]
 
 
 @dataclass
@@ -61,6 +75,7 @@ class TrainConfig:
     lr: float = 1e-3
     min_lr_ratio: float = 0.1
     warmup_steps: int = 100
+    schedule: str = "cosine"  # or "linear": the decay after warmup
     weight_decay: float = 0.1
     betas: tuple[float, float] = (0.9, 0.99)
     eps: float = 1e-8
@@ -97,23 +112,27 @@ class TrainConfig:
                 raise ValueError(f"{name} must be ≥ 0, got {getattr(self, name)}")
         if self.keep_checkpoints < 1:
             raise ValueError(f"keep_checkpoints must be ≥ 1, got {self.keep_checkpoints}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule={self.schedule!r}: choose {' or '.join(SCHEDULES)}")
         if self.precision not in ("auto", *PRECISIONS):
             raise ValueError(f"precision={self.precision!r}: choose auto, {', '.join(PRECISIONS)}")
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Linear warmup to ``lr`` over ``warmup_steps``, then cosine decay to ``min_lr_ratio·lr``."""
+    """Linear warmup to ``lr`` over ``warmup_steps``, then cosine (or linear) decay to
+    ``min_lr_ratio·lr``."""
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
-    progress = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
-    cosine = 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
-    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * cosine)
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
+    left = 1 - progress if cfg.schedule == "linear" else 0.5 * (1 + math.cos(math.pi * progress))
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * left)
 
 
-def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
-    """AdamW with weight decay on 2-D weights only; fused kernels on CUDA."""
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "wpe" not in n]
-    no_decay = [p for p in model.parameters() if all(p is not q for q in decay)]
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW over the trainable weights, with weight decay on 2-D weights only; fused on CUDA."""
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    decay = [p for n, p in trainable if p.ndim >= 2 and "wpe" not in n]
+    no_decay = [p for _, p in trainable if all(p is not q for q in decay)]
     groups = [
         {"params": decay, "weight_decay": cfg.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
@@ -127,12 +146,25 @@ LOSS_READ_EVERY = 50
 
 
 class Trainer:
-    """Trains a :class:`GPT` on the corpus; ``train()`` runs to ``max_steps``, returns history."""
+    """Trains a model; ``train()`` runs to ``max_steps`` and returns the history.
+
+    By default the model is a :class:`GPT` learning the corpus (random windows, the validation
+    loss on fixed ones). ``batches`` and ``metrics`` (see :data:`Batches`, :data:`Metrics`)
+    train any model that keeps the contract ``model(*batch) -> (output, loss)``.
+    """
 
     def __init__(
-        self, model: GPT, cfg: TrainConfig, out_dir: str | Path | None = None, resume: bool = False
+        self,
+        model: nn.Module,
+        cfg: TrainConfig,
+        out_dir: str | Path | None = None,
+        resume: bool = False,
+        batches: Batches | None = None,
+        metrics: Metrics | None = None,
     ):
         self.cfg, self.out_dir = cfg, Path(out_dir) if out_dir else None
+        self.batches = batches or self.corpus_batch
+        self.metrics = metrics or self.corpus_metrics
         self.rank, self.world = parallel.rank_and_world()
         if cfg.batch_size % self.world:
             raise ValueError(
@@ -158,17 +190,21 @@ class Trainer:
         self.replica = torch.compile(self.ddp) if cfg.compile else self.ddp
 
     # ------------------------------------------------------------------ one step
-    def batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """This process's slice of the next global batch: (B / world, T) inputs and targets."""
-        cfg, T = self.cfg, self.model.config.block_size
-        x, y = data.get_batch(
-            "train", cfg.batch_size, T, tokenizer=cfg.tokenizer, generator=self.generator
+    def corpus_batch(self, step: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+        """The default batches: random windows of the corpus, inputs and targets (B, T)."""
+        T = self.model.config.block_size
+        return data.get_batch(
+            "train", self.cfg.batch_size, T, tokenizer=self.cfg.tokenizer, generator=generator
         )
-        part = slice(self.rank * len(x) // self.world, (self.rank + 1) * len(x) // self.world)
-        x, y = x[part], y[part]
+
+    def batch(self) -> tuple[torch.Tensor, ...]:
+        """This process's slice of the next global batch (the first dimension / world)."""
+        parts = [
+            t.tensor_split(self.world)[self.rank] for t in self.batches(self.step, self.generator)
+        ]
         if self.device.type == "cuda":  # from page-locked memory the copy is asynchronous
-            x, y = x.pin_memory(), y.pin_memory()
-        return x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            parts = [t.pin_memory() for t in parts]
+        return tuple(t.to(self.device, non_blocking=True) for t in parts)
 
     def autocast(self) -> torch.autocast:
         """Mixed precision for the forward pass (a no-op in float32)."""
@@ -176,18 +212,19 @@ class Trainer:
 
     def train_step(self) -> torch.Tensor:
         """One optimiser step on the next batch; returns the loss, still on the device."""
-        x, y = self.batch()  # (B / world, T)
+        batch = self.batch()  # e.g. inputs and targets, (B / world, T) each
         for group in self.optimizer.param_groups:
             group["lr"] = lr_at(self.step, self.cfg)
         self.optimizer.zero_grad(set_to_none=True)
-        micro_batches = list(zip(x.split(self.micro), y.split(self.micro)))
+        n_micro = self.cfg.batch_size // self.world // self.micro
+        micro_batches = list(zip(*(t.tensor_split(n_micro) for t in batch)))
         total = torch.zeros((), device=self.device)
-        for i, (xb, yb) in enumerate(micro_batches):
+        for i, micro_batch in enumerate(micro_batches):
             # DDP averages the gradients across processes once: after the last micro-batch
             sync = i == len(micro_batches) - 1 or self.world == 1
             with contextlib.nullcontext() if sync else self.ddp.no_sync():
                 with self.autocast():
-                    _, loss = self.replica(xb, yb)
+                    _, loss = self.replica(*micro_batch)
                 # each micro-batch's share: the gradients add up to the slice's mean
                 loss = loss / len(micro_batches)
                 # float16: the loss is scaled up so that small gradients survive
@@ -229,7 +266,8 @@ class Trainer:
             if evaluating:
                 self.seconds += time.perf_counter() - start  # read_losses waited for the device
                 self.history["eval_step"].append(self.step)
-                self.history["val"].append(self.evaluate())
+                for name, value in self.evaluate().items():
+                    self.history.setdefault(name, []).append(value)
                 self.save()
                 if on_eval is not None and self.rank == 0:
                     on_eval(self)
@@ -253,17 +291,25 @@ class Trainer:
         return values
 
     @torch.no_grad()
-    def evaluate(self) -> float:
-        """Mean validation loss over ``eval_batches`` fixed batches (the same ones every time)."""
+    def evaluate(self) -> dict[str, float]:
+        """The ``metrics`` of the model in eval mode, under the run's precision."""
         self.model.eval()
-        g, T = torch.Generator().manual_seed(1234), self.model.config.block_size
+        with self.autocast():
+            measured = self.metrics(self.model)
+        self.model.train()
+        if "val" not in measured:
+            raise ValueError(f"metrics must include 'val', the loss to watch; got {list(measured)}")
+        return measured
+
+    def corpus_metrics(self, model: nn.Module) -> dict[str, float]:
+        """The default measure: the mean validation loss over ``eval_batches`` fixed batches of
+        the corpus (the same ones every time)."""
+        g, T = torch.Generator().manual_seed(1234), model.config.block_size
         losses = []
         for _ in range(self.cfg.eval_batches):
             x, y = data.get_batch("val", 16, T, tokenizer=self.cfg.tokenizer, generator=g)
-            with self.autocast():
-                losses.append(self.model(x.to(self.device), y.to(self.device))[1])
-        self.model.train()
-        return torch.stack(losses).mean().item()
+            losses.append(model(x.to(self.device), y.to(self.device))[1])
+        return {"val": torch.stack(losses).mean().item()}
 
     # ------------------------------------------------------------------ checkpoints
     def checkpoints(self) -> list[Path]:
@@ -283,7 +329,7 @@ class Trainer:
             "seconds": self.seconds,
             "skipped": self.skipped,
             "train_config": dataclasses.asdict(self.cfg),
-            "model_config": dataclasses.asdict(self.model.config),
+            "model_config": _config_of(self.model),
         }
 
     def save(self) -> None:
@@ -334,10 +380,10 @@ class Trainer:
         )
 
     def _check_same_run(self, state: dict, path: Path) -> None:
-        if state["model_config"] != dataclasses.asdict(self.model.config):
+        if state["model_config"] != _config_of(self.model):
             raise CheckpointError(
                 f"{path} is of another model: {state['model_config']} (this model: "
-                f"{dataclasses.asdict(self.model.config)})"
+                f"{_config_of(self.model)})"
             )
         now = dataclasses.asdict(self.cfg)
         changed = {k: (state["train_config"].get(k), v) for k, v in now.items()}
@@ -351,6 +397,12 @@ class Trainer:
             )
         if changed:
             warnings.warn(f"resuming {path} with a changed TrainConfig: {words}", stacklevel=3)
+
+
+def _config_of(model: nn.Module) -> dict:
+    """A model's configuration as a dict (its ``config`` dataclass; empty if it has none)."""
+    config = getattr(model, "config", None)
+    return dataclasses.asdict(config) if dataclasses.is_dataclass(config) else {}
 
 
 def _parser() -> argparse.ArgumentParser:

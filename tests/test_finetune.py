@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from gptbook import finetune
 from gptbook.finetune import SpecialTokens, TaskModel, build_inputs, collate
 from gptbook.model import GPT, GPTConfig
+from gptbook.train import Trainer
 
 SPECIAL = SpecialTokens(start=100, delim=101, extract=102)
 
@@ -156,3 +157,113 @@ def test_metrics():
     expected = float(torch.corrcoef(torch.stack([torch.arange(5.0), ranks_y]))[0, 1])
     assert finetune.spearman(x, y) == pytest.approx(expected)
     assert finetune.spearman(x, x**3) == pytest.approx(1.0)
+
+
+# ------------------------------------------------------------- fine-tuning with the Trainer
+def _last_letter_task(n: int, seed: int = 0):
+    """A task a small model learns in a few steps: is the last letter an 'a' (class 1)?"""
+    g = torch.Generator().manual_seed(seed)
+    rows = []
+    for i in range(n):
+        letters = torch.randint(1, 10, (6,), generator=g).tolist()
+        letters[-1] = 0 if i % 2 else letters[-1]
+        rows.append({"text": "".join(chr(ord("a") + c) for c in letters), "label": i % 2})
+    return rows
+
+
+def _encoded(rows, special):
+    enc = finetune.encode_examples("classification", rows, encode, special, 16)
+    return enc, [r["label"] for r in rows]
+
+
+def test_task_batches_go_through_every_example_once_an_epoch_the_same_way_each_time():
+    encoded = [[[i]] for i in range(10)]
+    batches = finetune.task_batches(encoded, list(range(10)), batch_size=3, seed=1)
+    g = torch.Generator()
+    epoch = [batches(step, g) for step in range(3)]  # 10 // 3 = 3 batches an epoch
+    seen = torch.cat([labels for _, _, labels in epoch]).tolist()
+    assert len(set(seen)) == 9, "nine different examples; the tenth waits for a later epoch"
+    for ids, extract, labels in epoch:
+        assert ids[:, 0].tolist() == labels.tolist() and extract.tolist() == [0, 0, 0]
+    again = batches(1, torch.Generator().manual_seed(99))
+    assert torch.equal(again[2], epoch[1][2]), "a step's batch depends on the step alone"
+    assert not torch.equal(batches(3, g)[2], epoch[0][2]), "each epoch in a new order"
+    with pytest.raises(ValueError, match="more than the 10 examples"):
+        finetune.task_batches(encoded, list(range(10)), batch_size=11)
+    with pytest.raises(ValueError, match="10 examples but 9 labels"):
+        finetune.task_batches(encoded, list(range(9)), batch_size=2)
+
+
+def test_fine_tune_learns_a_task_through_the_trainer(gpt):
+    special = finetune.add_special_tokens(gpt)
+    model = TaskModel(gpt, "classification", special, dropout=0.0)
+    train, test = (
+        _encoded(_last_letter_task(256), special),
+        _encoded(_last_letter_task(64, seed=1), special),
+    )
+    cfg = finetune.paper_config(256, lr=1e-2, epochs=6, eval_interval=16)
+    trainer = finetune.fine_tune(model, train, test, cfg, progress=False)
+    history = trainer.history
+    assert trainer.step == 6 * (256 // 32) == len(history["train"])
+    assert len(history["accuracy"]) == len(history["val"]) == len(history["eval_step"]) == 3
+    assert history["accuracy"][0] < 0.9 and history["accuracy"][-1] > 0.95
+    assert history["val"][-1] < history["val"][0]
+    assert model.training, "the Trainer leaves the model in training mode"
+    logits = finetune.predict(model.eval(), test[0])
+    assert logits.shape == (64, 2)
+    assert finetune.accuracy(logits, torch.tensor(test[1])) == history["accuracy"][-1]
+
+
+def test_a_frozen_body_trains_only_the_head(gpt):
+    special = finetune.add_special_tokens(gpt)
+    model = TaskModel(gpt, "classification", special)
+    for p in model.gpt.parameters():
+        p.requires_grad_(False)
+    body = {k: v.clone() for k, v in model.gpt.state_dict().items()}
+    head = model.head.weight.detach().clone()
+    train = _encoded(_last_letter_task(64), special)
+    finetune.fine_tune(model, train, train, finetune.paper_config(64, lr=1e-2), progress=False)
+    assert all(torch.equal(v, model.gpt.state_dict()[k]) for k, v in body.items())
+    assert not torch.equal(head, model.head.weight)
+
+
+def test_similarity_metrics_include_spearman(gpt):
+    special = finetune.add_special_tokens(gpt)
+    model = TaskModel(gpt, "similarity", special).eval()
+    rows = [{"a": "ab", "b": "cd", "label": i % 2} for i in range(8)]
+    enc = finetune.encode_examples("similarity", rows, encode, special, 16)
+    measured = finetune.task_metrics(enc, [r["label"] for r in rows])(model)
+    assert set(measured) == {"val", "accuracy", "spearman"}
+
+
+def test_paper_config_is_gpt1s_recipe():
+    cfg = finetune.paper_config(3_200)
+    assert (cfg.lr, cfg.batch_size, cfg.max_steps) == (6.25e-5, 32, 3 * 100)
+    assert cfg.warmup_steps == 1 and cfg.schedule == "linear" and cfg.min_lr_ratio == 0
+    longer = finetune.paper_config(3_200, epochs=5, batch_size=16, lr=1e-3)
+    assert (longer.max_steps, longer.warmup_steps, longer.lr) == (1_000, 2, 1e-3)
+
+
+def test_a_resumed_fine_tuning_run_matches_an_uninterrupted_one(tmp_path):
+    def run(steps=None, resume=False):
+        torch.manual_seed(0)
+        gpt = GPT(GPTConfig(vocab_size=30, block_size=16, n_layer=1, n_head=2, n_embd=16))
+        special = finetune.add_special_tokens(gpt)
+        model = TaskModel(gpt, "classification", special)  # dropout on: the RNG state counts
+        train = _encoded(_last_letter_task(64), special)
+        cfg = finetune.paper_config(64, lr=1e-2, epochs=4, eval_interval=2)
+        trainer = Trainer(
+            model,
+            cfg,
+            tmp_path if steps or resume else None,
+            resume=resume,
+            batches=finetune.task_batches(*train, cfg.batch_size),
+            metrics=finetune.task_metrics(*train),
+        )
+        trainer.train(steps=steps, progress=False)
+        return trainer.history
+
+    straight = run()
+    run(steps=4)  # "killed" after two evaluations
+    resumed = run(resume=True)
+    assert resumed["train"] == straight["train"] and resumed["accuracy"] == straight["accuracy"]

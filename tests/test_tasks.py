@@ -18,3 +18,75 @@ def test_sentiment_has_every_sentence_once_in_a_stable_split():
         assert 0.45 < share < 0.55, "each split keeps the balance of the classes"
     assert all(text and text == text.strip() for text in test["text"])
     assert test[0]["text"] == data["test"][0]["text"]  # the same every time
+
+
+def test_plain_writes_text_in_a_small_alphabet():
+    alphabet = set("abcdefghijklmnopqrstuvwxyz .-'")
+    assert tasks.plain("café — naïve…", alphabet) == "cafe -- naive..."
+    assert tasks.plain("50% off $5", alphabet) == " off ", "what cannot be spelt is left out"
+    assert tasks.plain("it’s", alphabet) == "it's"
+
+
+def test_clip_keeps_whole_words():
+    assert tasks.clip("to be or not to be", 9) == "to be or"
+    assert tasks.clip("short", 9) == "short"
+    assert tasks.clip("unbreakable", 4) == "unbr"
+
+
+def test_speeches_are_parsed_with_speaker_and_scene():
+    play = (
+        "HAMLET\n\nScene I. Elsinore.\n\n[Enter Hamlet.]\n\nHam.\nTo be, or not to be,\n"
+        "[Aside.]\nthat is the question.\n\nHor.\nMy lord!\n\nScene II. A room.\n\nHam.\nWords."
+    )
+    assert tasks.speeches(play) == [
+        {"speaker": "HAM", "scene": 1, "lines": ["To be, or not to be,", "that is the question."]},
+        {"speaker": "HOR", "scene": 1, "lines": ["My lord!"]},
+        {"speaker": "HAM", "scene": 2, "lines": ["Words."]},
+    ]
+
+
+def test_the_held_out_plays_give_many_speeches():
+    plays = tasks._plays("test")
+    assert sorted(plays) == ["hamlet", "henry_v", "tempest", "twelfth_night"]
+    for speeches in plays.values():
+        assert len(speeches) > 500 and max(s["scene"] for s in speeches) >= 8
+        assert len({s["speaker"] for s in speeches}) > 10
+
+
+def test_next_line_questions_have_one_true_next_line():
+    questions = tasks.next_line("test", 50, n_choices=4, max_chars=1000)
+    lines = {
+        (a, b)
+        for play in tasks._plays("test").values()
+        for s in play
+        for a, b in zip(s["lines"], s["lines"][1:])
+    }
+    labels = list(questions["label"])
+    assert set(labels) == {0, 1, 2, 3}, "the true answer is at every position"
+    for q in questions:
+        assert len(q["choices"]) == 4 and len(set(q["choices"])) == 4
+        assert (q["context"], q["choices"][q["label"]]) in lines
+    assert list(tasks.next_line("test", 50, max_chars=1000)["context"]) == list(
+        questions["context"]
+    ), "the same questions every time"
+    short = tasks.next_line("test", 20, max_chars=12)
+    assert max(len(t) for q in short for t in [q["context"], *q["choices"]]) <= 12
+
+
+def test_same_speaker_pairs_are_balanced_and_right():
+    pairs = tasks.same_speaker("test", 40, max_chars=10**6)
+    assert sum(pairs["label"]) == 20
+    by_text = {}
+    for play in tasks._plays("test").values():
+        for s in play:
+            by_text.setdefault(" ".join(s["lines"]), set()).add(s["speaker"])
+    for p in pairs:
+        same = bool(by_text[p["a"]] & by_text[p["b"]])
+        assert same == bool(p["label"]) or len(by_text[p["a"]] | by_text[p["b"]]) > 2
+
+
+def test_same_scene_has_a_third_of_each_answer():
+    pairs = tasks.same_scene("train", 30, max_chars=40)
+    assert [list(pairs["label"]).count(k) for k in range(3)] == [10, 10, 10]
+    assert max(len(p["premise"]) for p in pairs) <= 40
+    assert len(tasks.SCENE_LABELS) == 3

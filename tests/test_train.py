@@ -43,6 +43,48 @@ def test_warmup_then_cosine():
     assert lr_at(100, cfg) == pytest.approx(0.1) and lr_at(55, cfg) == pytest.approx(0.55)
 
 
+def test_warmup_then_linear_decay():
+    cfg = TrainConfig(max_steps=110, warmup_steps=10, lr=1.0, min_lr_ratio=0.0, schedule="linear")
+    assert lr_at(9, cfg) == pytest.approx(1.0) and lr_at(60, cfg) == pytest.approx(0.5)
+    assert lr_at(35, cfg) == pytest.approx(0.75) and lr_at(110, cfg) == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="schedule='step': choose cosine or linear"):
+        TrainConfig(schedule="step")
+
+
+def test_any_model_trains_on_its_own_batches_and_metrics():
+    """The Trainer needs only ``model(*batch) -> (output, loss)``: here a line through points."""
+    torch.manual_seed(0)
+    x = torch.linspace(-1, 1, 64)[:, None]
+    y = 3 * x - 1
+
+    class Line(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fit, self.frozen = torch.nn.Linear(1, 1), torch.nn.Linear(1, 1)
+            self.frozen.requires_grad_(False)
+
+        def forward(self, x, y):
+            out = self.fit(x) + 0 * self.frozen(x)
+            return out, torch.nn.functional.mse_loss(out, y)
+
+    model = Line()
+    frozen = model.frozen.weight.clone()
+    cfg = TrainConfig(
+        max_steps=200, batch_size=16, lr=0.05, warmup_steps=0, eval_interval=100, weight_decay=0
+    )
+    trainer = Trainer(
+        model,
+        cfg,
+        batches=lambda step, g: (x[(step % 4) * 16 :][:16], y[(step % 4) * 16 :][:16]),
+        metrics=lambda m: {"val": m(x, y)[1].item(), "slope": m.fit.weight.item()},
+    )
+    history = trainer.train(progress=False)
+    assert history["slope"][-1] == pytest.approx(3.0, abs=0.05) and history["val"][-1] < 1e-3
+    assert torch.equal(model.frozen.weight, frozen), "frozen weights are not in the optimiser"
+    with pytest.raises(ValueError, match="metrics must include 'val'"):
+        Trainer(model, cfg, batches=trainer.batches, metrics=lambda m: {"loss": 0.0}).evaluate()
+
+
 def test_loss_falls_and_history_is_kept():
     trainer = _trainer(max_steps=60, lr=3e-3, warmup_steps=5, eval_interval=30)
     history = trainer.train(progress=False)
