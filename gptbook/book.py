@@ -93,6 +93,27 @@ def allow_tf32() -> None:
     torch.backends.cudnn.allow_tf32 = True
 
 
+#: The host of the Hugging Face hub, where the online-only paths load from.
+HUB_HOST = "huggingface.co"
+
+
+def online(host: str = HUB_HOST, timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face hub can be reached: False at once when ``HF_HUB_OFFLINE`` or
+    ``HF_DATASETS_OFFLINE`` is set, else whether a connection to ``host`` opens within
+    ``timeout`` seconds. Chapters guard their online-only cells with it."""
+    import socket
+
+    if any(
+        os.environ.get(v, "0") not in ("", "0") for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+    ):
+        return False
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
 def pick(*, quick: T, full: T) -> T:
     """Choose a setting by scale: ``steps = book.pick(quick=200, full=5000)``."""
     return quick if scale() == "quick" else full

@@ -121,7 +121,9 @@ def char_tokenizer():
     return CharTokenizer.from_text(text("all"))
 
 
-def _tokenizer(name: str):
+def tokenizer(name: str):
+    """The tokenizer a :class:`~gptbook.train.TrainConfig` names: ``"char"`` (the corpus's
+    characters) or ``"gpt2"`` (GPT-2's byte-level BPE)."""
     from .tokenizers import gpt2_tokenizer
 
     if name == "char":
@@ -171,10 +173,10 @@ def _verified(manifest: Path, warn: bool) -> bool:
     return True
 
 
-def _encode_split(split: str, tokenizer: str, path: Path) -> None:
+def _encode_split(split: str, name: str, path: Path) -> None:
     import numpy as np
 
-    ids = np.array(_tokenizer(tokenizer).encode(text(split)), dtype=np.int64)
+    ids = np.array(tokenizer(name).encode(text(split)), dtype=np.int64)
     if ids.max(initial=0) > np.iinfo(np.uint16).max:
         raise ValueError(f"token ids up to {ids.max()} do not fit in uint16")
     atomic_write(path, ids.astype(np.uint16).tofile)

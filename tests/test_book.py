@@ -106,3 +106,30 @@ def test_show_refuses_foreign_objects():
         book.show(torch.nn.Linear)
     with pytest.raises(ValueError, match="not from gptbook"):
         book.show(len)
+
+
+def test_online_is_false_at_once_when_the_hub_is_switched_off(monkeypatch):
+    import socket
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("online() must not open a connection when told to stay offline")
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    for variable in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+        monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
+        monkeypatch.setenv(variable, "1")
+        assert book.online() is False
+
+
+def test_online_says_false_when_no_connection_opens(monkeypatch):
+    import socket
+
+    def refused(address, timeout):
+        assert address == (book.HUB_HOST, 443) and timeout == 3.0
+        raise OSError("network is unreachable")
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
+    monkeypatch.setattr(socket, "create_connection", refused)
+    assert book.online() is False
