@@ -120,7 +120,7 @@ def _fit(head: list[int], text: list[int], rest: list[int], tail: list[int], max
             f"the input needs {len(head) + len(rest) + len(tail)} tokens besides its first text, "
             f"more than max_len={max_len}: shorten the second text (or the answers)"
         )
-    return [*head, *text[len(text) - room :], *rest, *tail]
+    return [*head, *text[max(0, len(text) - room) :], *rest, *tail]
 
 
 def collate(
@@ -148,9 +148,10 @@ class TaskModel(nn.Module):
 
     ``model(ids, extract, labels=None) -> (task_logits, loss)``: logits (B, n_classes); for
     multiple choice ``n_classes`` is the number of answers a question has, each scored by the
-    head from its own sequence. The loss, with labels, is the task's cross-entropy plus
-    ``lm_weight`` times the LM loss on the inputs (pads and predictions of special tokens left
-    out).
+    head from its own sequence. ``n_classes=1`` makes the head a regression (STS-B's similarity
+    scores). The loss, with labels, is the task's cross-entropy (the squared error for a
+    regression) plus ``lm_weight`` times the LM loss on the inputs (pads and predictions of
+    special tokens left out).
     """
 
     def __init__(
@@ -170,7 +171,7 @@ class TaskModel(nn.Module):
         self.gpt, self.task, self.special, self.lm_weight = gpt, task, special, lm_weight
         self.block_size = gpt.config.block_size
         self.drop = nn.Dropout(dropout)
-        self.n_classes = whole("n_classes", n_classes, least=2)
+        self.n_classes = whole("n_classes", n_classes, least=2 if task == "multiple_choice" else 1)
         outputs = 1 if task == "multiple_choice" else n_classes  # one score an answer
         self.head = nn.Linear(gpt.config.n_embd, outputs)
         nn.init.normal_(self.head.weight, std=0.02)
@@ -198,7 +199,10 @@ class TaskModel(nn.Module):
             logits = self.head(last)  # (B, n_classes)
         if labels is None:
             return logits, None
-        loss = F.cross_entropy(logits, labels)
+        if self.n_classes == 1:  # a regression: one score an example
+            loss = F.mse_loss(logits.squeeze(-1), labels.to(logits.dtype))
+        else:
+            loss = F.cross_entropy(logits, labels)
         if self.lm_weight:  # (the LM head is the costliest product: skipped when unused)
             loss = loss + self.lm_weight * self.lm_loss(h, ids, extract)
         return logits, loss
@@ -264,11 +268,16 @@ def predict(
 
 def task_metrics(encoded: Sequence[Sequence[Sequence[int]]], labels: Sequence[int]):
     """The Trainer's ``metrics`` for a task: the task loss on these examples (``val``) and the
-    accuracy; for similarity also Spearman's correlation of p(class 1) with the label."""
+    accuracy; for similarity also Spearman's correlation of p(class 1) with the label, and for a
+    regression (``n_classes=1``) the squared error with Pearson's and Spearman's correlations."""
     y = torch.tensor(labels)
 
     def metrics(model: TaskModel) -> dict[str, float]:
         logits = predict(model, encoded)
+        if model.n_classes == 1:
+            score = logits.squeeze(-1)
+            mse = F.mse_loss(score, y.to(score.dtype)).item()
+            return {"val": mse, "pearson": pearson(score, y), "spearman": spearman(score, y)}
         measured = {"val": F.cross_entropy(logits, y).item(), "accuracy": accuracy(logits, y)}
         if model.task == "similarity":
             measured["spearman"] = spearman(logits.softmax(-1)[:, 1], y)

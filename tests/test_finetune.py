@@ -33,6 +33,17 @@ def test_the_four_transforms_give_exact_sequences():
     ]
 
 
+def test_an_input_that_fits_keeps_every_token():
+    # room for 6 tokens of the first text: 4 must stay whole (a negative slice start
+    # would cut it)
+    s, d, e = SPECIAL.ids
+    pair = {"a": "abcd", "b": "efg"}
+    assert build_inputs("similarity", pair, encode, SPECIAL, 12) == [
+        [s, 0, 1, 2, 3, d, 4, 5, 6, e],
+        [s, 4, 5, 6, d, 0, 1, 2, 3, e],
+    ]
+
+
 def test_long_inputs_lose_the_left_of_their_first_text_never_a_special_token():
     s, d, e = SPECIAL.ids
     assert build_inputs("classification", {"text": "abcdef"}, encode, SPECIAL, 5) == [
@@ -267,3 +278,18 @@ def test_a_resumed_fine_tuning_run_matches_an_uninterrupted_one(tmp_path):
     run(steps=4)  # "killed" after two evaluations
     resumed = run(resume=True)
     assert resumed["train"] == straight["train"] and resumed["accuracy"] == straight["accuracy"]
+
+
+def test_a_one_output_head_is_a_regression_measured_by_correlation(gpt):
+    special = finetune.add_special_tokens(gpt)
+    model = TaskModel(gpt, "similarity", special, n_classes=1, lm_weight=0.0, dropout=0.0)
+    rows = [{"a": "ab"[: 1 + i % 2], "b": "cd", "label": 2.5 * (i % 2)} for i in range(8)]
+    enc = finetune.encode_examples("similarity", rows, encode, special, 16)
+    labels = torch.tensor([r["label"] for r in rows])
+    logits, loss = model(*collate(enc), labels)
+    assert logits.shape == (8, 1)
+    torch.testing.assert_close(loss, F.mse_loss(logits.squeeze(-1), labels))
+    measured = finetune.task_metrics(enc, labels.tolist())(model.eval())
+    assert set(measured) == {"val", "pearson", "spearman"}
+    with pytest.raises(ValueError, match="n_classes must be a whole number ≥ 2"):
+        TaskModel(gpt, "multiple_choice", special, n_classes=1)
