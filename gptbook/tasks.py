@@ -55,6 +55,38 @@ def sentiment() -> datasets.DatasetDict:
     return datasets.DatasetDict({k: datasets.Dataset.from_list(v) for k, v in splits.items()})
 
 
+# ---------------------------------------------------------------------- GLUE, online only
+#: The GLUE tasks of GPT-1's tables that the book runs when online: each one's input format,
+#: number of classes (1: a regression) and its columns under the names :data:`~gptbook.finetune
+#: .TASKS` uses. STS-B's labels are similarity scores from 0 to 5.
+GLUE = {
+    "sst2": ("classification", 2, {"sentence": "text"}),
+    "rte": ("entailment", 2, {"sentence1": "premise", "sentence2": "hypothesis"}),
+    "stsb": ("similarity", 1, {"sentence1": "a", "sentence2": "b"}),
+}
+#: Where GLUE lives on the Hugging Face hub.
+GLUE_REPO = "nyu-mll/glue"
+
+
+def glue(name: str) -> datasets.DatasetDict:
+    """A GLUE task from the Hugging Face hub (online only) with splits ``train`` and ``test``
+    (GLUE's validation split: its test labels are hidden), columns renamed for
+    :func:`gptbook.finetune.build_inputs`. Offline this fails; check :func:`gptbook.book.online`
+    first."""
+    import datasets
+
+    if name not in GLUE:
+        raise ValueError(f"GLUE task {name!r}: the book runs {', '.join(GLUE)}")
+    columns = GLUE[name][2]
+    loaded = datasets.load_dataset(GLUE_REPO, name)
+    return datasets.DatasetDict(
+        {
+            "train": loaded["train"].rename_columns(columns),
+            "test": loaded["validation"].rename_columns(columns),
+        }
+    )
+
+
 # ---------------------------------------------------------------------- text for a small vocabulary
 #: Characters a small vocabulary may lack, written with the ones it has.
 PLAIN = {"—": "--", "–": "-", "…": "...", "‘": "'", "’": "'", "“": '"', "”": '"', "æ": "ae"}
@@ -101,10 +133,14 @@ def _plays(split: str) -> dict[str, list[dict]]:
     return {w["id"]: speeches(w["text"]) for w in works if w["kind"] == "play"}
 
 
-def clip(text: str, max_chars: int) -> str:
-    """The start of ``text``, at most ``max_chars`` characters, cut after a whole word."""
+def clip(text: str, max_chars: int, keep: str = "start") -> str:
+    """The start (or, with ``keep="end"``, the end) of ``text``: at most ``max_chars``
+    characters, cut between words."""
     if len(text) <= max_chars:
         return text
+    if keep == "end":
+        cut = text.find(" ", len(text) - max_chars - 1)
+        return text[cut + 1 :] if 0 <= cut < len(text) - 1 else text[-max_chars:]
     cut = text.rfind(" ", 0, max_chars + 1)
     return text[: cut if cut > 0 else max_chars]
 
@@ -115,7 +151,7 @@ def next_line(
     """Multiple choice, "which line comes next": ``context`` is a line of a speech, ``choices``
     the line that follows it and ``n_choices - 1`` other lines of the same play, in random
     order; ``label`` is the index of the true next line. Chance is ``1 / n_choices``.
-    Every text is :func:`clip`-ped to ``max_chars``."""
+    Every text is :func:`clip`-ped to ``max_chars`` (the context keeps its end)."""
     import datasets
 
     rng, rows = random.Random(f"next_line/{split}/{seed}"), []
@@ -129,7 +165,7 @@ def next_line(
         others = rng.sample([line for line in lines if line != answer], n_choices - 1)
         label = rng.randrange(n_choices)
         choices = [clip(c, max_chars) for c in [*others[:label], answer, *others[label:]]]
-        context = clip(speech["lines"][i], max_chars)
+        context = clip(speech["lines"][i], max_chars, keep="end")
         rows.append({"context": context, "choices": choices, "label": label})
     return datasets.Dataset.from_list(rows)
 

@@ -1,6 +1,8 @@
-"""gptbook.tasks: the sentiment data, complete, balanced and split the same way every time."""
+"""gptbook.tasks: the sentiment data, the tasks made from the plays, text for a small vocabulary."""
 
 from __future__ import annotations
+
+import pytest
 
 from gptbook import tasks
 
@@ -31,6 +33,9 @@ def test_clip_keeps_whole_words():
     assert tasks.clip("to be or not to be", 9) == "to be or"
     assert tasks.clip("short", 9) == "short"
     assert tasks.clip("unbreakable", 4) == "unbr"
+    assert tasks.clip("to be or not to be", 9, keep="end") == "not to be"
+    assert tasks.clip("to be or not to be", 10, keep="end") == "not to be"
+    assert tasks.clip("unbreakable", 4, keep="end") == "able"
 
 
 def test_speeches_are_parsed_with_speaker_and_scene():
@@ -90,3 +95,13 @@ def test_same_scene_has_a_third_of_each_answer():
     assert [list(pairs["label"]).count(k) for k in range(3)] == [10, 10, 10]
     assert max(len(p["premise"]) for p in pairs) <= 40
     assert len(tasks.SCENE_LABELS) == 3
+
+
+def test_glue_names_the_tasks_it_runs():
+    with pytest.raises(ValueError, match="the book runs sst2, rte, stsb"):
+        tasks.glue("cola")
+    assert {name: spec[:2] for name, spec in tasks.GLUE.items()} == {
+        "sst2": ("classification", 2),
+        "rte": ("entailment", 2),
+        "stsb": ("similarity", 1),
+    }
