@@ -196,6 +196,26 @@ def batch_loss(logits, targets):
     return -log_probs.gather(-1, targets[..., None]).mean()
 
 
+def entailment_input(premise, hypothesis, special, max_len):
+    room = max_len - len(hypothesis) - 3
+    premise = premise[max(0, len(premise) - room) :]
+    return [special.start, *premise, special.delim, *hypothesis, special.extract]
+
+
+def combined_loss(task_logits, labels, lm_logits, lm_targets):
+    task = F.cross_entropy(task_logits, labels)
+    lm = F.cross_entropy(lm_logits.flatten(0, 1), lm_targets.flatten(), ignore_index=-100)
+    return task + 0.5 * lm
+
+
+def choice_probabilities(scores, n_choices):
+    return scores.view(-1, n_choices).softmax(-1)
+
+
+def extract_states(hidden, lengths):
+    return hidden[torch.arange(len(hidden)), lengths - 1]
+
+
 # The arguments of each grader when the answer is right (top_chars is a value: built lazily).
 RIGHT: dict[str, Callable[[], tuple]] = {
     "0.1": lambda: (longest_work,),
@@ -221,6 +241,10 @@ RIGHT: dict[str, Callable[[], tuple]] = {
     "5.2": lambda: (schedule,),
     "5.3": lambda: (count_parameters,),
     "5.4": lambda: (batch_loss,),
+    "6.1": lambda: (entailment_input,),
+    "6.2": lambda: (combined_loss,),
+    "6.3": lambda: (choice_probabilities,),
+    "6.4": lambda: (extract_states,),
 }
 
 
@@ -431,6 +455,45 @@ WRONG = [
         "not the mean cross-entropy",
         lambda lg, t: -torch.log_softmax(lg, 1).gather(-1, t[..., None]).mean(),
     ),
+    # 6.1: no truncation, the hypothesis cut instead, the delim forgotten, a tensor
+    (
+        "6.1",
+        r"max_len=6 expected .*Hint: keep the special tokens",
+        lambda p, h, s, n: [s.start, *p, s.delim, *h, s.extract],
+    ),
+    (
+        "6.1",
+        r"max_len=6 expected .*Hint: keep the special tokens",
+        lambda p, h, s, n: [s.start, *p, s.delim, *h][: n - 1] + [s.extract],
+    ),
+    ("6.1", "Hint: start, the premise, delim", lambda p, h, s, n: [s.start, *p, *h, s.extract]),
+    ("6.1", "return a list of token ids", lambda *a: torch.tensor(entailment_input(*a))),
+    # 6.2: the task loss alone, the LM loss unweighted, the masked targets counted
+    ("6.2", "task loss alone", lambda t, y, lg, lt: F.cross_entropy(t, y)),
+    (
+        "6.2",
+        "expected L_task",
+        lambda t, y, lg, lt: (
+            F.cross_entropy(t, y)
+            + F.cross_entropy(lg.flatten(0, 1), lt.flatten(), ignore_index=-100)
+        ),
+    ),
+    (
+        "6.2",
+        "expected L_task",
+        lambda t, y, lg, lt: (
+            F.cross_entropy(t, y)
+            + 0.5 * F.cross_entropy(lg.flatten(0, 1), lt.flatten().clamp(min=0))
+        ),
+    ),
+    # 6.3: one softmax over everything, questions taken column-wise, the raw scores
+    ("6.3", "shape", lambda s, n: s.softmax(0)),
+    ("6.3", "softmax over its own answers", lambda s, n: s.view(n, -1).T.softmax(-1)),
+    ("6.3", "softmax over its own answers", lambda s, n: s.view(-1, n)),
+    # 6.4: the last position, the position after the extract, all positions
+    ("6.4", "a pad in a right-padded batch", lambda h, n: h[:, -1]),
+    ("6.4", "last real token", lambda h, n: h[torch.arange(len(h)), n.clamp(max=6)]),
+    ("6.4", "shape", lambda h, n: h),
 ]
 
 # 0.2's answer is a value, built when the test runs: counts off by one, another split, ...
@@ -480,7 +543,7 @@ def _exercise_cells(path):
             yield "".join(cell["source"]), nbgrader.get("grade", False), cell.get("outputs", [])
 
 
-@pytest.mark.parametrize("chapter", range(6))
+@pytest.mark.parametrize("chapter", range(7))
 def test_notebook_solutions_pass(root, chapter):
     (path,) = (root / "book").glob(f"{chapter:02d}_*.ipynb")
     namespace = {"torch": torch, "data": data, "math": math, "exercises": exercises}

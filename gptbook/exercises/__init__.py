@@ -15,6 +15,7 @@ from .ch02 import check_02_1, check_02_2, check_02_3, check_02_4
 from .ch03 import check_03_1, check_03_2, check_03_3, check_03_4
 from .ch04 import check_04_1, check_04_2, check_04_3, check_04_4
 from .ch05 import check_05_1, check_05_2, check_05_3, check_05_4
+from .ch06 import check_06_1, check_06_2, check_06_3, check_06_4
 
 __all__ = [
     "ExerciseFailed",
@@ -41,4 +42,8 @@ __all__ = [
     "check_05_2",
     "check_05_3",
     "check_05_4",
+    "check_06_1",
+    "check_06_2",
+    "check_06_3",
+    "check_06_4",
 ]
