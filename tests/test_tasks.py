@@ -105,3 +105,32 @@ def test_glue_names_the_tasks_it_runs():
         "rte": ("entailment", 2),
         "stsb": ("similarity", 1),
     }
+
+
+#: GLUE's columns on the hub, a row each (the download itself needs the network).
+HUB_ROWS = {
+    "sst2": {"sentence": "a gorgeous film", "label": 1, "idx": 0},
+    "rte": {"sentence1": "The king is dead.", "sentence2": "The king lives.", "label": 1, "idx": 0},
+    "stsb": {"sentence1": "A man sings.", "sentence2": "A man is singing.", "label": 4.6, "idx": 0},
+}
+
+
+@pytest.mark.parametrize("name", list(HUB_ROWS))
+def test_glue_renames_the_hub_columns_for_build_inputs(name, monkeypatch):
+    import datasets
+
+    from gptbook import finetune
+
+    def load_dataset(repo, config):
+        assert (repo, config) == (tasks.GLUE_REPO, name)
+        split = datasets.Dataset.from_list([HUB_ROWS[name]])
+        return datasets.DatasetDict({"train": split, "validation": split, "test": split})
+
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    loaded = tasks.glue(name)
+    assert set(loaded) == {"train", "test"}, "GLUE's validation split is the book's test split"
+    task = tasks.GLUE[name][0]
+    special = finetune.SpecialTokens(start=100, delim=101, extract=102)
+    inputs = finetune.build_inputs(task, loaded["test"][0], lambda t: [len(t)], special, 16)
+    assert all(ids[0] == special.start and ids[-1] == special.extract for ids in inputs)
+    assert loaded["train"][0]["label"] == HUB_ROWS[name]["label"]
