@@ -34,7 +34,7 @@ NORMS = ("post", "pre")
 #: The file :meth:`GPT.save` writes last, with the SHA-256 of the others.
 SAVED_MANIFEST = "manifest.json"
 
-#: Named sizes. GPT-1 is the paper's model; the small ones fit the book's CPU budget.
+#: Named sizes: GPT-1 and GPT-2 as published; the book-* ones fit the book's CPU budget.
 PRESETS: dict[str, dict] = {
     "gpt1": dict(vocab_size=40_478, block_size=512, n_layer=12, n_head=12, n_embd=768, norm="post"),
     "book-tiny": dict(vocab_size=84, block_size=64, n_layer=2, n_head=4, n_embd=64, norm="post"),
@@ -42,6 +42,24 @@ PRESETS: dict[str, dict] = {
     "book-medium": dict(
         vocab_size=84, block_size=256, n_layer=6, n_head=6, n_embd=384, norm="post"
     ),
+    # GPT-2 (chapter 7): pre-LN, scaled residual init, context 1024, GPT-2's BPE vocabulary
+    **{
+        name: dict(
+            vocab_size=50_257,
+            block_size=1024,
+            n_layer=n_layer,
+            n_head=n_head,
+            n_embd=n_embd,
+            norm="pre",
+            scaled_residual_init=True,
+        )
+        for name, (n_layer, n_head, n_embd) in {
+            "gpt2": (12, 12, 768),
+            "gpt2-medium": (24, 16, 1024),
+            "gpt2-large": (36, 20, 1280),
+            "gpt2-xl": (48, 25, 1600),
+        }.items()
+    },
 }
 
 
@@ -207,6 +225,21 @@ class GPT(nn.Module):
         return 6 * self.num_params(non_embedding=True) + 6 * c.n_layer * T * c.n_embd
 
     # ------------------------------------------------------------------ files
+    @classmethod
+    def from_hf(cls, name_or_path: str | Path, device: str | torch.device = "cpu") -> GPT:
+        """A Hugging Face GPT-2 checkpoint (``"gpt2"`` … ``"gpt2-xl"``, an ``owner/repo`` on the
+        hub, or a local folder) as a GPT in eval mode: chapter 7, :mod:`gptbook.hf`."""
+        from .hf import from_hf
+
+        return from_hf(name_or_path, device)
+
+    def to_hf(self, path: str | Path) -> Path:
+        """Write this (pre-LN) model as a GPT-2 checkpoint folder that ``transformers`` loads:
+        chapter 7, :mod:`gptbook.hf`."""
+        from .hf import to_hf
+
+        return to_hf(self, path)
+
     def save(self, path: str | Path, metadata: dict[str, str] | None = None) -> None:
         """Write ``path/config.json`` and ``path/model.safetensors`` (with ``metadata``), each
         atomically, then ``path/manifest.json`` with their SHA-256: once it is there, the folder
