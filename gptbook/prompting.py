@@ -1,0 +1,146 @@
+"""Zero-shot prompting (chapter 7): the task written as text, answers scored by likelihood.
+
+GPT-2 is not fine-tuned for a task; it is asked. The task goes into the prompt ("Q: … A:",
+"… TL;DR:") and each candidate answer is scored by how likely the model finds it after the
+prompt — no generation, no matching of generated text. :func:`score_options` does it in one
+batched forward pass; :func:`zero_shot_accuracy` runs a set of questions and says how sure the
+accuracy is.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+import torch.nn.functional as F
+
+#: Prompt formats in the style of the GPT-2 paper's zero-shot tasks.
+TEMPLATES = {
+    "summarize": "{text}\nTL;DR:",
+    "question": "Q: {question}\nA:",
+    "translate": "{source} = ",
+    "speaker": "{line}\nSpoken by:",
+}
+#: The normal quantile of a two-sided 95% interval.
+Z_95 = 1.959964
+
+
+class Tokenizer(Protocol):
+    def encode(self, text: str) -> list[int]: ...
+
+
+def prompt(template: str, **fields: str) -> str:
+    """A prompt from one of :data:`TEMPLATES` (by name) or a format string of your own."""
+    text = TEMPLATES.get(template, template)
+    try:
+        return text.format(**fields)
+    except KeyError as err:
+        raise ValueError(f"the template {text!r} needs the field {err.args[0]!r}") from None
+
+
+def option_inputs(
+    prompt_ids: list[int], option_ids: list[int], block_size: int, truncate: bool
+) -> list[int]:
+    """``prompt_ids + option_ids``, the prompt cut from the left when ``truncate`` and it
+    does not fit in ``block_size`` tokens (the first option token needs one token before it)."""
+    if not option_ids:
+        raise ValueError("an option encodes to no tokens: there is nothing to score")
+    room = block_size - len(option_ids)
+    if room < 1:
+        raise ValueError(
+            f"an option of {len(option_ids)} tokens leaves no room for the prompt in a context "
+            f"of {block_size}: shorten the option"
+        )
+    if len(prompt_ids) > room:
+        if not truncate:
+            raise ValueError(
+                f"prompt + option is {len(prompt_ids) + len(option_ids)} tokens, more than the "
+                f"context of {block_size}: shorten the prompt, or pass truncate=True to keep "
+                "its last tokens"
+            )
+        prompt_ids = prompt_ids[len(prompt_ids) - room :]
+    if not prompt_ids:
+        raise ValueError("the prompt encodes to no tokens: the first option token needs a context")
+    return prompt_ids + option_ids
+
+
+@torch.no_grad()
+def score_options(
+    model,
+    tokenizer: Tokenizer,
+    prompt: str,
+    options: Sequence[str],
+    normalize: bool = False,
+    truncate: bool = False,
+) -> list[float]:
+    """The log-likelihood of each option's tokens after ``prompt``: their sum, or with
+    ``normalize`` their mean per token (which stops long options from losing just for being
+    long). One forward pass over the options, right-padded side by side."""
+    if len(options) < 1:
+        raise ValueError("score_options needs at least one option")
+    block_size = model.config.block_size
+    prompt_ids = tokenizer.encode(prompt)
+    option_ids = [tokenizer.encode(option) for option in options]
+    rows = [option_inputs(prompt_ids, ids, block_size, truncate) for ids in option_ids]
+    length = max(len(row) for row in rows)
+    device = next(model.parameters()).device
+    x = torch.zeros(len(rows), length, dtype=torch.long, device=device)  # (N, L), pads 0
+    for i, row in enumerate(rows):
+        x[i, : len(row)] = torch.tensor(row)
+    was_training = model.training
+    model.eval()
+    logits, _ = model(x)  # (N, L, V): causal, so the pads change nothing before them
+    model.train(was_training)
+    logp = F.log_softmax(logits.float(), dim=-1)
+    scores = []
+    for i, (row, ids) in enumerate(zip(rows, option_ids, strict=True)):
+        start = len(row) - len(ids)  # the first option token's position
+        predicted = logp[i, start - 1 : len(row) - 1]  # (len(ids), V): each predicts the next
+        total = predicted.gather(-1, x[i, start : len(row), None]).sum().item()
+        scores.append(total / len(ids) if normalize else total)
+    return scores
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    """An accuracy with its 95% Wilson score interval over ``n`` questions."""
+
+    value: float
+    low: float
+    high: float
+    n: int
+
+    def __str__(self) -> str:
+        return f"{self.value:.1%} (95% CI {self.low:.1%}–{self.high:.1%}, n={self.n})"
+
+
+def wilson_interval(correct: int, n: int, z: float = Z_95) -> tuple[float, float]:
+    """The Wilson score interval of a proportion ``correct / n`` (sound near 0 and 1 too)."""
+    if n < 1 or not 0 <= correct <= n:
+        raise ValueError(f"need 0 ≤ correct ≤ n and n ≥ 1, got correct={correct}, n={n}")
+    p = correct / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def zero_shot_accuracy(
+    model,
+    tokenizer: Tokenizer,
+    questions: Iterable[dict],
+    normalize: bool = False,
+    truncate: bool = False,
+) -> Accuracy:
+    """The share of ``questions`` (dicts with ``prompt``, ``options`` and the right option's
+    index ``label``) whose right option scores highest, with its 95% interval."""
+    correct = n = 0
+    for q in questions:
+        scores = score_options(model, tokenizer, q["prompt"], q["options"], normalize, truncate)
+        correct += max(range(len(scores)), key=scores.__getitem__) == q["label"]
+        n += 1
+    if n == 0:
+        raise ValueError("zero_shot_accuracy needs at least one question")
+    return Accuracy(correct / n, *wilson_interval(correct, n), n)

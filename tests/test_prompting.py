@@ -1,0 +1,104 @@
+"""gptbook.prompting: options scored by likelihood in one pass; zero-shot accuracy, interval."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from gptbook import prompting
+from gptbook.model import GPT, GPTConfig
+from gptbook.tokenizers import CharTokenizer
+
+TOKENIZER = CharTokenizer.from_text("abcdefghijklmnopqrstuvwxyz :?\n")
+
+
+@pytest.fixture
+def model():
+    torch.manual_seed(0)
+    vocab = TOKENIZER.vocab_size
+    return GPT(GPTConfig(vocab_size=vocab, block_size=24, n_layer=2, n_head=2, n_embd=32))
+
+
+def one_by_one(model, prompt: str, option: str) -> float:
+    """The option's log-likelihood, one token at a time, each from its own forward pass."""
+    model.eval()
+    context, total = TOKENIZER.encode(prompt), 0.0
+    with torch.no_grad():
+        for token in TOKENIZER.encode(option):
+            logits, _ = model(torch.tensor([context]))
+            total += F.log_softmax(logits[0, -1], dim=-1)[token].item()
+            context.append(token)
+    return total
+
+
+def test_score_options_equals_a_token_by_token_computation(model):
+    options = [" yes", " no", " maybe so"]  # different lengths: padded side by side
+    scores = prompting.score_options(model, TOKENIZER, "q: is it?\na:", options)
+    expected = [one_by_one(model, "q: is it?\na:", o) for o in options]
+    assert scores == pytest.approx(expected, abs=1e-4)
+    normalized = prompting.score_options(model, TOKENIZER, "q: is it?\na:", options, True)
+    lengths = [len(TOKENIZER.encode(o)) for o in options]
+    assert normalized == pytest.approx([s / n for s, n in zip(expected, lengths)], abs=1e-4)
+
+
+def test_score_options_leaves_the_model_in_its_mode(model):
+    model.train()
+    first = prompting.score_options(model, TOKENIZER, "ab", ["c", "d"])
+    assert model.training, "the model is put back in training mode"
+    assert prompting.score_options(model, TOKENIZER, "ab", ["c", "d"]) == first, "no dropout"
+
+
+def test_a_prompt_longer_than_the_context_is_refused_or_cut_from_the_left(model):
+    long_prompt = "abcdefghij" * 3  # 30 tokens; the context is 24
+    with pytest.raises(ValueError, match="more than the context of 24.*truncate=True"):
+        prompting.score_options(model, TOKENIZER, long_prompt, [" x"])
+    cut = prompting.score_options(model, TOKENIZER, long_prompt, [" x", " yz"], truncate=True)
+    kept = [long_prompt[-22:], long_prompt[-21:]]  # each keeps what fits beside its option
+    assert cut == pytest.approx(
+        [one_by_one(model, kept[0], " x"), one_by_one(model, kept[1], " yz")], abs=1e-4
+    )
+
+
+def test_score_options_refuses_what_it_cannot_score(model):
+    with pytest.raises(ValueError, match="at least one option"):
+        prompting.score_options(model, TOKENIZER, "a", [])
+    with pytest.raises(ValueError, match="encodes to no tokens"):
+        prompting.score_options(model, TOKENIZER, "a", [""])
+    with pytest.raises(ValueError, match="shorten the option"):
+        prompting.score_options(model, TOKENIZER, "a", ["b" * 24], truncate=True)
+    with pytest.raises(ValueError, match="the prompt encodes to no tokens"):
+        prompting.score_options(model, TOKENIZER, "", ["b"])
+
+
+def test_wilson_interval_matches_the_textbook_values():
+    low, high = prompting.wilson_interval(8, 10)
+    assert (round(low, 3), round(high, 3)) == (0.490, 0.943)
+    low, high = prompting.wilson_interval(0, 10)
+    assert low == 0.0 and round(high, 3) == 0.278
+    with pytest.raises(ValueError, match="0 ≤ correct ≤ n"):
+        prompting.wilson_interval(11, 10)
+
+
+def test_zero_shot_accuracy_counts_the_highest_scoring_option(model):
+    prompts = ["ab", "q:", "hello", "xyz"]
+    options = [" a", " bc", " d"]
+    best = []
+    for p in prompts:
+        scores = [one_by_one(model, p, o) for o in options]
+        best.append(max(range(3), key=scores.__getitem__))
+    right = [dict(prompt=p, options=options, label=b) for p, b in zip(prompts, best)]
+    wrong = [dict(prompt=p, options=options, label=(b + 1) % 3) for p, b in zip(prompts, best)]
+    result = prompting.zero_shot_accuracy(model, TOKENIZER, right + wrong)
+    assert (result.value, result.n) == (0.5, 8)
+    assert result.low < 0.5 < result.high
+    assert str(result).startswith("50.0% (95% CI")
+    with pytest.raises(ValueError, match="at least one question"):
+        prompting.zero_shot_accuracy(model, TOKENIZER, [])
+
+
+def test_prompt_fills_a_template_and_names_a_missing_field():
+    assert prompting.prompt("question", question="who?") == "Q: who?\nA:"
+    assert prompting.prompt("{a} and {b}", a="x", b="y") == "x and y"
+    with pytest.raises(ValueError, match="needs the field 'text'"):
+        prompting.prompt("summarize")
