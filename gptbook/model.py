@@ -212,17 +212,15 @@ class GPT(nn.Module):
         return n - self.wpe.table.weight.numel() if non_embedding else n
 
     def flops_per_token(self, T: int | None = None) -> int:
-        """Training FLOPs per token: 6 per parameter (forward + backward) plus attention's
-        6·n_layer·T·n_embd for the score and weighted-sum products (Kaplan et al., 2020).
+        """Training FLOPs per token at context ``T`` (``block_size`` if omitted): 6 per weight
+        plus attention's 6·n_layer·T·n_embd, the formula of :func:`gptbook.sizes.flops_per_token`.
 
-        The position table is left out (a lookup, no product); the tied token matrix stays in,
-        as the output layer's product. nanoGPT and PaLM count attention as 12·n_layer·T·n_embd
-        (the full square, not the causal half), so their MFUs run slightly higher for the same
-        speed.
+        nanoGPT and PaLM count attention as 12·n_layer·T·n_embd (the full square, not the
+        causal half), so their MFUs run slightly higher for the same speed.
         """
-        T = T or self.config.block_size
-        c = self.config
-        return 6 * self.num_params(non_embedding=True) + 6 * c.n_layer * T * c.n_embd
+        from .sizes import flops_per_token
+
+        return flops_per_token(self.config, T)
 
     # ------------------------------------------------------------------ files
     @classmethod

@@ -1,0 +1,46 @@
+"""What a GPT costs, by formula: parameters per component, FLOPs per token, training memory.
+
+Chapter 5 counts GPT-1's parameters with these formulas; chapter 7 does GPT-2's four sizes and
+their FLOPs and memory. Each count is a formula in the configuration's numbers (d = n_embd,
+L = n_layer, V = vocabulary, T = block_size), checked against a model built on PyTorch's
+``meta`` device, which has every shape and no memory.
+"""
+
+from __future__ import annotations
+
+from .model import GPTConfig
+
+
+def param_counts(config: GPTConfig) -> dict[str, int]:
+    """Parameters per component; the output layer is tied to the token embedding, so it
+    adds none. A LayerNorm has d weights (and d biases when ``config.bias``)."""
+    d, L = config.n_embd, config.n_layer
+    b = int(config.bias)
+    layer_norm = d * (1 + b)
+    return {
+        "token embedding": config.padded_vocab_size * d,
+        "position embedding": config.block_size * d,
+        "attention": L * (4 * d * d + 4 * d * b),  # Q, K, V and the output projection
+        "MLP": L * (8 * d * d + 5 * d * b),  # d → 4d → d
+        "LayerNorms": (2 * L + (config.norm == "pre")) * layer_norm,  # pre-LN adds a final one
+    }
+
+
+def flops_per_token(config: GPTConfig, T: int | None = None, training: bool = True) -> int:
+    """FLOPs per token: 2 per weight for the forward pass (a multiply and an add), plus
+    attention's scores and weighted sum, 2·L·T·d; training adds the backward pass, twice the
+    forward, so 6 per weight and 6·L·T·d (Kaplan et al., 2020). ``T`` is the context length
+    (``block_size`` if omitted). The position table is a lookup and is left out; the tied token
+    matrix stays in, as the output layer's product."""
+    T = T or config.block_size
+    weights = sum(param_counts(config).values()) - config.block_size * config.n_embd
+    forward = 2 * weights + 2 * config.n_layer * T * config.n_embd
+    return 3 * forward if training else forward
+
+
+def training_memory(config: GPTConfig) -> dict[str, int]:
+    """Bytes to train with AdamW, before activations: float32 weights, their float32 gradients
+    and AdamW's two float32 moments, 16 bytes per parameter. Mixed precision as the book's
+    Trainer does it (autocast) changes none of these: only the activations are 16-bit."""
+    n = sum(param_counts(config).values())
+    return {"weights": 4 * n, "gradients": 4 * n, "AdamW moments": 2 * 4 * n}
