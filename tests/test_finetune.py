@@ -95,6 +95,20 @@ def test_special_tokens_grow_the_table_and_keep_it_tied(gpt):
     assert logits.shape == (1, 4, 33)
 
 
+def test_special_tokens_use_the_spare_rows_of_a_padded_table():
+    """A table padded to a multiple of 64 (chapter 5's BPE model) has room for the three: the
+    token rows stay as they were, the special tokens take spare rows, the table stays 64 rows."""
+    torch.manual_seed(0)
+    gpt = GPT(
+        GPTConfig(vocab_size=60, block_size=8, n_layer=1, n_head=2, n_embd=16, pad_vocab_to=64)
+    )
+    before = gpt.wte.weight.detach().clone()
+    special = finetune.add_special_tokens(gpt)
+    assert special == SpecialTokens(60, 61, 62) and gpt.wte.weight.shape == (64, 16)
+    assert torch.equal(gpt.wte.weight[:60], before[:60])
+    assert gpt(torch.tensor([[60, 1, 62]]))[0].shape == (1, 3, 63), "the padding is never scored"
+
+
 @pytest.mark.parametrize("task", list(finetune.TASKS))
 def test_padding_changes_no_task_logit(gpt, task):
     special = finetune.add_special_tokens(gpt)
