@@ -3,8 +3,8 @@
 GPT-2 is not fine-tuned for a task; it is asked. The task goes into the prompt ("Q: … A:",
 "… TL;DR:") and each candidate answer is scored by how likely the model finds it after the
 prompt — no generation, no matching of generated text. :func:`score_options` does it in one
-batched forward pass; :func:`zero_shot_accuracy` runs a set of questions and says how sure the
-accuracy is.
+batched forward pass; :func:`pmi_scores` discounts what an option scores without the prompt;
+:func:`zero_shot_accuracy` runs a set of questions and says how sure the accuracy is.
 """
 
 from __future__ import annotations
@@ -127,18 +127,47 @@ def wilson_interval(correct: int, n: int, z: float = Z_95) -> tuple[float, float
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+def pmi_scores(
+    model,
+    tokenizer: Tokenizer,
+    prompt: str,
+    options: Sequence[str],
+    neutral: str = "\n",
+    truncate: bool = False,
+) -> list[float]:
+    """How much the prompt raises each option's log-likelihood: log p(option | prompt) −
+    log p(option | ``neutral``), the domain-conditional PMI of Holtzman et al. (2021, "Surface
+    form competition"). An option that is likely anywhere — short, or made of frequent words —
+    no longer wins on that alone."""
+    given = score_options(model, tokenizer, prompt, options, truncate=truncate)
+    alone = score_options(model, tokenizer, neutral, options, truncate=truncate)
+    return [g - a for g, a in zip(given, alone, strict=True)]
+
+
+#: How :func:`zero_shot_accuracy` can score an option: its log-likelihood summed over its
+#: tokens, their mean, or the PMI of :func:`pmi_scores`.
+SCORINGS = ("sum", "mean", "pmi")
+
+
 def zero_shot_accuracy(
     model,
     tokenizer: Tokenizer,
     questions: Iterable[dict],
-    normalize: bool = False,
+    scoring: str = "sum",
     truncate: bool = False,
 ) -> Accuracy:
     """The share of ``questions`` (dicts with ``prompt``, ``options`` and the right option's
-    index ``label``) whose right option scores highest, with its 95% interval."""
+    index ``label``) whose right option scores highest by ``scoring`` (one of
+    :data:`SCORINGS`), with its 95% interval."""
+    if scoring not in SCORINGS:
+        raise ValueError(f"scoring={scoring!r}: use one of {', '.join(SCORINGS)}")
     correct = n = 0
     for q in questions:
-        scores = score_options(model, tokenizer, q["prompt"], q["options"], normalize, truncate)
+        if scoring == "pmi":
+            scores = pmi_scores(model, tokenizer, q["prompt"], q["options"], truncate=truncate)
+        else:
+            normalize = scoring == "mean"
+            scores = score_options(model, tokenizer, q["prompt"], q["options"], normalize, truncate)
         correct += max(range(len(scores)), key=scores.__getitem__) == q["label"]
         n += 1
     if n == 0:

@@ -95,6 +95,18 @@ def test_zero_shot_accuracy_counts_the_highest_scoring_option(model):
     assert str(result).startswith("50.0% (95% CI")
     with pytest.raises(ValueError, match="at least one question"):
         prompting.zero_shot_accuracy(model, TOKENIZER, [])
+    with pytest.raises(ValueError, match="use one of sum, mean, pmi"):
+        prompting.zero_shot_accuracy(model, TOKENIZER, right, scoring="max")
+
+
+def test_pmi_is_how_much_the_prompt_raises_each_option(model):
+    options = [" a", " bc", " d"]
+    pmi = prompting.pmi_scores(model, TOKENIZER, "hello", options, neutral="\n")
+    expected = [one_by_one(model, "hello", o) - one_by_one(model, "\n", o) for o in options]
+    assert pmi == pytest.approx(expected, abs=1e-4)
+    best = max(range(3), key=pmi.__getitem__)
+    question = dict(prompt="hello", options=options, label=best)
+    assert prompting.zero_shot_accuracy(model, TOKENIZER, [question], scoring="pmi").value == 1.0
 
 
 def test_prompt_fills_a_template_and_names_a_missing_field():
