@@ -71,12 +71,20 @@ GLUE_REPO = "nyu-mll/glue"
 def glue(name: str) -> datasets.DatasetDict:
     """A GLUE task from the Hugging Face hub (online only) with splits ``train`` and ``test``
     (GLUE's validation split: its test labels are hidden), columns renamed for
-    :func:`gptbook.finetune.build_inputs`. Offline this fails; check :func:`gptbook.book.online`
-    first."""
+    :func:`gptbook.finetune.build_inputs`. Offline it says so at once (:func:`gptbook.book
+    .online`) instead of waiting on the network."""
     import datasets
+
+    from . import book
 
     if name not in GLUE:
         raise ValueError(f"GLUE task {name!r}: the book runs {', '.join(GLUE)}")
+    if not book.online():
+        raise OSError(
+            f"GLUE's {name} comes from the Hugging Face hub, which cannot be reached (offline): "
+            "run where it is reachable (Colab is), or use tasks.sentiment() and the tasks made "
+            "from the plays"
+        )
     columns = GLUE[name][2]
     loaded = datasets.load_dataset(GLUE_REPO, name)
     return datasets.DatasetDict(

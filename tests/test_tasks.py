@@ -119,7 +119,7 @@ HUB_ROWS = {
 def test_glue_renames_the_hub_columns_for_build_inputs(name, monkeypatch):
     import datasets
 
-    from gptbook import finetune
+    from gptbook import book, finetune
 
     def load_dataset(repo, config):
         assert (repo, config) == (tasks.GLUE_REPO, name)
@@ -127,6 +127,7 @@ def test_glue_renames_the_hub_columns_for_build_inputs(name, monkeypatch):
         return datasets.DatasetDict({"train": split, "validation": split, "test": split})
 
     monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    monkeypatch.setattr(book, "online", lambda: True)
     loaded = tasks.glue(name)
     assert set(loaded) == {"train", "test"}, "GLUE's validation split is the book's test split"
     task = tasks.GLUE[name][0]
@@ -134,3 +135,9 @@ def test_glue_renames_the_hub_columns_for_build_inputs(name, monkeypatch):
     inputs = finetune.build_inputs(task, loaded["test"][0], lambda t: [len(t)], special, 16)
     assert all(ids[0] == special.start and ids[-1] == special.extract for ids in inputs)
     assert loaded["train"][0]["label"] == HUB_ROWS[name]["label"]
+
+
+def test_glue_offline_says_so_at_once(monkeypatch):
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    with pytest.raises(OSError, match="cannot be reached.*tasks.sentiment"):
+        tasks.glue("sst2")
