@@ -1,11 +1,15 @@
-"""Baselines a GPT has to beat (chapter 6): a classifier that sees only which words occur.
+"""Baselines a GPT has to beat: bags of words, which know which words occur and nothing of order.
 
-A bag of words ignores order and context entirely. When a fine-tuned transformer does no better
-than this, the transformer has not yet learned anything a word list does not already know.
+Chapter 6's :class:`BagOfWords` classifies a text by the words it contains; chapter 7's
+:class:`WordCounts` scores an answer by how often its words occur, in the corpus and in the
+question. When a transformer does no better than these, it has not yet learned anything a word
+list does not already know.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from collections import Counter
 from collections.abc import Sequence
 
@@ -14,8 +18,15 @@ import torch.nn.functional as F
 
 
 def words(text: str) -> list[str]:
-    """The lower-cased, whitespace-separated words of ``text``."""
+    """The lower-cased, whitespace-separated words of ``text`` (Pang & Lee's sentences come
+    split into words, punctuation included)."""
     return text.lower().split()
+
+
+def letter_words(text: str) -> list[str]:
+    """The lower-cased words of ``text`` made of letters and apostrophes, punctuation dropped:
+    words of running text such as the plays', where a comma sticks to the word before it."""
+    return re.findall(r"[a-z']+", text.lower())
 
 
 class BagOfWords:
@@ -76,3 +87,44 @@ class BagOfWords:
         if not self.vocab:
             raise RuntimeError("this BagOfWords has not been fitted: call fit(texts, labels) first")
         return (self.features(texts) @ self.weight + self.bias).argmax(-1)
+
+
+class WordCounts:
+    """A bag-of-words language model for zero-shot scoring (chapter 7): a word's probability
+    mixes its frequency in ``texts`` (add-one smoothed) with its share of the prompt's words,
+    ``p(w | prompt) = (1 - cache)·p(w) + cache·n_prompt(w) / |prompt|`` — a word that the prompt
+    already uses is likelier again (a "cache" model). Order and grammar play no part.
+
+    ``score_options(prompt, options)`` returns each option's summed log-probability; with
+    ``pmi=True`` it subtracts the option's log-probability without a prompt, as
+    :func:`gptbook.prompting.pmi_scores` does for a language model.
+    """
+
+    def __init__(self, texts: Sequence[str], cache: float = 0.5, pmi: bool = False):
+        if not 0 <= cache < 1:
+            raise ValueError(f"cache must be in [0, 1), got {cache}")
+        self.counts = Counter(w for text in texts for w in letter_words(text))
+        if not self.counts:
+            raise ValueError("WordCounts needs texts with words in them")
+        self.total, self.cache, self.pmi = sum(self.counts.values()), cache, pmi
+
+    def log_prob(self, word: str, prompt: Counter, prompt_len: int) -> float:
+        """log p(``word`` | a prompt of ``prompt_len`` words counted in ``prompt``)."""
+        unigram = (self.counts[word] + 1) / (self.total + len(self.counts) + 1)
+        if not prompt_len:
+            return math.log(unigram)
+        return math.log((1 - self.cache) * unigram + self.cache * prompt[word] / prompt_len)
+
+    def score_options(self, prompt: str, options: Sequence[str]) -> list[float]:
+        """Each option's words' log-probabilities after ``prompt``, summed (minus their sum
+        without the prompt when ``pmi``)."""
+        context = letter_words(prompt)
+        bag = Counter(context)
+        scores = []
+        for option in options:
+            ws = letter_words(option)
+            score = sum(self.log_prob(w, bag, len(context)) for w in ws)
+            if self.pmi:
+                score -= sum(self.log_prob(w, Counter(), 0) for w in ws)
+            scores.append(score)
+        return scores

@@ -222,3 +222,23 @@ def describe_machine(device: str | torch.device = "cpu") -> str:
         pass
     simd = torch.backends.cpu.get_cpu_capability()
     return f"{model} · {simd} · {os.cpu_count()} CPUs · {torch.get_num_threads()} threads"
+
+
+def saved_tensor_bytes(model: torch.nn.Module, *inputs: torch.Tensor) -> int:
+    """Bytes of the activations autograd keeps from one forward pass of ``model(*inputs)`` for
+    the backward pass (chapter 7): every tensor saved for backward, each storage counted once,
+    the model's own weights left out. Measured with ``torch.autograd.graph.saved_tensors_hooks``."""
+    import torch
+
+    weights = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    kept: dict[int, int] = {}  # storage address -> bytes
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in weights:
+            kept[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        model(*inputs)
+    return sum(kept.values())

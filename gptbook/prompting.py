@@ -4,13 +4,14 @@ GPT-2 is not fine-tuned for a task; it is asked. The task goes into the prompt (
 "… TL;DR:") and each candidate answer is scored by how likely the model finds it after the
 prompt — no generation, no matching of generated text. :func:`score_options` does it in one
 batched forward pass; :func:`pmi_scores` discounts what an option scores without the prompt;
-:func:`zero_shot_accuracy` runs a set of questions and says how sure the accuracy is.
+:func:`zero_shot_accuracy` runs a set of questions and says how sure the accuracy is
+(:func:`accuracy` does the same for any scorer, a baseline's too).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -149,6 +150,24 @@ def pmi_scores(
 SCORINGS = ("sum", "mean", "pmi")
 
 
+#: ``score(prompt, options) -> scores``: anything that scores a question's options, higher better.
+Scorer = Callable[[str, Sequence[str]], Sequence[float]]
+
+
+def accuracy(score: Scorer, questions: Iterable[dict]) -> Accuracy:
+    """The share of ``questions`` (dicts with ``prompt``, ``options`` and the right option's
+    index ``label``) whose right option ``score`` ranks highest, with its 95% interval. Any
+    scorer will do: a language model's (:func:`zero_shot_accuracy`) or a baseline's."""
+    correct = n = 0
+    for q in questions:
+        scores = score(q["prompt"], q["options"])
+        correct += max(range(len(scores)), key=scores.__getitem__) == q["label"]
+        n += 1
+    if n == 0:
+        raise ValueError("an accuracy needs at least one question")
+    return Accuracy(correct / n, *wilson_interval(correct, n), n)
+
+
 def zero_shot_accuracy(
     model,
     tokenizer: Tokenizer,
@@ -156,20 +175,14 @@ def zero_shot_accuracy(
     scoring: str = "sum",
     truncate: bool = False,
 ) -> Accuracy:
-    """The share of ``questions`` (dicts with ``prompt``, ``options`` and the right option's
-    index ``label``) whose right option scores highest by ``scoring`` (one of
-    :data:`SCORINGS`), with its 95% interval."""
+    """The :func:`accuracy` of ``model`` on ``questions`` when it scores options by ``scoring``
+    (one of :data:`SCORINGS`): no training, only the prompt."""
     if scoring not in SCORINGS:
         raise ValueError(f"scoring={scoring!r}: use one of {', '.join(SCORINGS)}")
-    correct = n = 0
-    for q in questions:
+
+    def score(prompt: str, options: Sequence[str]) -> list[float]:
         if scoring == "pmi":
-            scores = pmi_scores(model, tokenizer, q["prompt"], q["options"], truncate=truncate)
-        else:
-            normalize = scoring == "mean"
-            scores = score_options(model, tokenizer, q["prompt"], q["options"], normalize, truncate)
-        correct += max(range(len(scores)), key=scores.__getitem__) == q["label"]
-        n += 1
-    if n == 0:
-        raise ValueError("zero_shot_accuracy needs at least one question")
-    return Accuracy(correct / n, *wilson_interval(correct, n), n)
+            return pmi_scores(model, tokenizer, prompt, options, truncate=truncate)
+        return score_options(model, tokenizer, prompt, options, scoring == "mean", truncate)
+
+    return accuracy(score, questions)

@@ -44,3 +44,32 @@ def training_memory(config: GPTConfig) -> dict[str, int]:
     Trainer does it (autocast) changes none of these: only the activations are 16-bit."""
     n = sum(param_counts(config).values())
     return {"weights": 4 * n, "gradients": 4 * n, "AdamW moments": 2 * 4 * n}
+
+
+#: Bytes of a float32 number: the book counts activations as its CPU run keeps them.
+FLOAT32 = 4
+
+
+def activation_memory(config: GPTConfig, batch_size: int = 1, T: int | None = None) -> dict:
+    """Bytes of activations one training forward pass of the book's GPT keeps for the backward
+    pass, in float32, without dropout, with PyTorch's fused attention (which keeps no T×T
+    matrix). Per token, each block keeps 16·d numbers — two LayerNorm inputs and outputs (4d),
+    the Q, K, V projection (3d), the attention output (d), the MLP's hidden layer before and
+    after GELU (8d) — plus a mean and a spread per LayerNorm (4) and one log-sum-exp per head
+    (n_head). The output keeps the final LayerNorm's (pre-LN only), the last hidden state, the
+    log-probabilities over the vocabulary and the token ids. Checked against
+    :func:`gptbook.measure.saved_tensor_bytes` in the tests.
+
+    Korthikanti et al. (2022) count the same 16 numbers per token per layer (34·d bytes in
+    16-bit with dropout masks, plus the T×T attention matrices that fused attention does not
+    keep)."""
+    T = T or config.block_size
+    d, tokens = config.n_embd, batch_size * T
+    per_token_block = 16 * d + 2 * 2 + config.n_head
+    final_ln = (d + 2) if config.norm == "pre" else 0
+    ids = 2  # int64: two float32s' worth
+    per_token_output = final_ln + d + config.vocab_size + ids
+    return {
+        "blocks": FLOAT32 * tokens * config.n_layer * per_token_block,
+        "output": FLOAT32 * (tokens * per_token_output + 1),  # + the loss's normaliser
+    }

@@ -1,9 +1,10 @@
-"""Labelled data for fine-tuning, offline: the tasks chapter 6 fine-tunes GPT-1 on.
+"""Labelled data, offline: the tasks chapter 6 fine-tunes GPT-1 on, and chapter 7 asks GPT-2.
 
-Introduced in chapter 6. :func:`sentiment` is Pang & Lee's sentence polarity data
-(Pang & Lee, 2005): 4,000 sentences from movie reviews, half of them from positive reviews
-and half from negative ones, lowercased and split into words by their authors. It is an
-asset of the manifest, so it works offline once fetched.
+Introduced in chapter 6; chapter 7 adds :func:`last_word`, a cloze test for zero-shot scoring.
+:func:`sentiment` is Pang & Lee's sentence polarity data (Pang & Lee, 2005): 4,000 sentences
+from movie reviews, half of them from positive reviews and half from negative ones, lowercased
+and split into words by their authors. It is an asset of the manifest, so it works offline
+once fetched.
 
 Splits are decided by each sentence's own text (a hash), not by its position, so they do not
 change when the file is read in another order.
@@ -174,6 +175,41 @@ def next_line(
         label = rng.randrange(n_choices)
         choices = [clip(c, max_chars) for c in [*others[:label], answer, *others[label:]]]
         context = clip(speech["lines"][i], max_chars, keep="end")
+        rows.append({"context": context, "choices": choices, "label": label})
+    return datasets.Dataset.from_list(rows)
+
+
+_WORD = re.compile(r"[A-Za-z]+")
+_LAST_WORD = re.compile(r"^(?P<context>.*\S)\s+(?P<word>[A-Za-z]+)\W*$", re.DOTALL)
+
+
+def last_word(
+    split: str, n: int, n_choices: int = 4, max_chars: int = 200, seed: int = 0
+) -> datasets.Dataset:
+    """Multiple choice, "which word ends this speech": ``context`` is a speech (its lines joined
+    by newlines, its last ``max_chars`` characters) without its last word, ``choices`` that word
+    and ``n_choices - 1`` other words drawn from the running text of the same play (so frequent
+    words are drawn often), each with a leading space; ``label`` is the right one's index.
+    Chance is ``1 / n_choices``."""
+    import datasets
+
+    rng, rows = random.Random(f"last_word/{split}/{seed}"), []
+    plays = _plays(split)
+    while len(rows) < n:
+        play = plays[rng.choice(sorted(plays))]
+        found = _LAST_WORD.match("\n".join(rng.choice(play)["lines"]))
+        if not found:  # a one-word speech
+            continue
+        answer = found["word"]
+        pool = [w for s in play for line in s["lines"] for w in _WORD.findall(line)]
+        others: list[str] = []
+        while len(others) < n_choices - 1:
+            word = rng.choice(pool)
+            if word.lower() not in {answer.lower(), *(o.lower() for o in others)}:
+                others.append(word)
+        label = rng.randrange(n_choices)
+        choices = [" " + w for w in [*others[:label], answer, *others[label:]]]
+        context = clip(found["context"], max_chars, keep="end")
         rows.append({"context": context, "choices": choices, "label": label})
     return datasets.Dataset.from_list(rows)
 

@@ -1,13 +1,14 @@
-"""gptbook.baselines: the bag-of-words classifier chapter 6 compares fine-tuning with."""
+"""gptbook.baselines: chapter 6's bag of words and chapter 7's word counts."""
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
 import torch
 
-from gptbook.baselines import BagOfWords, words
+from gptbook.baselines import BagOfWords, WordCounts, letter_words, words
 
 
 def word_task(n: int, seed: int) -> tuple[list[str], list[int]]:
@@ -67,3 +68,47 @@ def test_bag_of_words_refuses_bad_input():
         BagOfWords(min_count=0)
     with pytest.raises(RuntimeError, match="call fit"):
         BagOfWords().predict(["a"])
+
+
+def test_letter_words_drop_punctuation_and_keep_apostrophes():
+    assert letter_words("O, 'tis Time's fool!") == ["o", "'tis", "time's", "fool"]
+
+
+def test_word_counts_are_add_one_unigrams_without_a_prompt():
+    model = WordCounts(["the cat the dog", "The end."], cache=0.5)
+    # counts: the 3, cat 1, dog 1, end 1: 6 words, 4 kinds; an unseen word gets one share too
+    assert model.score_options("", ["the", "cat", "zebra"]) == pytest.approx(
+        [math.log(4 / 11), math.log(2 / 11), math.log(1 / 11)]
+    )
+    assert model.score_options("", ["the cat"])[0] == pytest.approx(math.log(4 / 11 * 2 / 11))
+
+
+def test_word_counts_favour_words_the_prompt_uses():
+    model = WordCounts(["the cat the dog"], cache=0.5)
+    cat, dog = model.score_options("a cat sat", [" cat", " dog"])
+    unigram = 2 / 8  # (1 + 1) / (4 words + 3 kinds + 1)
+    assert cat == pytest.approx(math.log(0.5 * unigram + 0.5 * 1 / 3))
+    assert dog == pytest.approx(math.log(0.5 * unigram))
+    assert (
+        WordCounts(["the cat the dog"], cache=0.0).score_options("a cat", ["cat", "dog"])
+        == [pytest.approx(math.log(unigram))] * 2
+    ), "no cache: the prompt changes nothing"
+
+
+def test_word_counts_pmi_removes_what_a_word_scores_anyway():
+    texts = ["the " * 50 + "king queen"]
+    plain, pmi = WordCounts(texts), WordCounts(texts, pmi=True)
+    prompt, options = "long live the queen", [" the", " queen"]
+    assert plain.score_options(prompt, options)[0] > plain.score_options(prompt, options)[1]
+    assert pmi.score_options(prompt, options)[1] > pmi.score_options(prompt, options)[0]
+    given, alone = plain.score_options(prompt, options), plain.score_options("", options)
+    assert pmi.score_options(prompt, options) == pytest.approx(
+        [g - a for g, a in zip(given, alone)]
+    )
+
+
+def test_word_counts_refuse_bad_input():
+    with pytest.raises(ValueError, match="cache must be in"):
+        WordCounts(["a"], cache=1.0)
+    with pytest.raises(ValueError, match="texts with words"):
+        WordCounts(["... !"])

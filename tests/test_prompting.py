@@ -114,3 +114,19 @@ def test_prompt_fills_a_template_and_names_a_missing_field():
     assert prompting.prompt("{a} and {b}", a="x", b="y") == "x and y"
     with pytest.raises(ValueError, match="needs the field 'text'"):
         prompting.prompt("summarize")
+
+
+def test_accuracy_takes_any_scorer():
+    def longest(prompt, options):
+        return [len(o) for o in options]
+
+    questions = [
+        dict(prompt="", options=["a", "bbb", "cc"], label=1),
+        dict(prompt="", options=["aaaa", "b"], label=0),
+        dict(prompt="", options=["a", "bb"], label=0),
+    ]
+    result = prompting.accuracy(longest, questions)
+    assert (result.value, result.n) == (pytest.approx(2 / 3), 3)
+    assert (result.low, result.high) == pytest.approx(prompting.wilson_interval(2, 3))
+    with pytest.raises(ValueError, match="at least one question"):
+        prompting.accuracy(longest, iter([]))

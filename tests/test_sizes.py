@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gptbook import sizes
+from gptbook import measure, sizes
 from gptbook.model import GPT, PRESETS, GPTConfig
 
 
@@ -48,3 +48,33 @@ def test_training_memory_is_sixteen_bytes_per_parameter():
     memory = sizes.training_memory(config)
     assert sum(memory.values()) == 16 * 124_439_808
     assert memory["AdamW moments"] == 2 * memory["weights"]
+
+
+@pytest.mark.parametrize("norm", ["pre", "post"])
+@pytest.mark.parametrize(
+    "shape",
+    [  # n_layer, n_embd, n_head, T, batch, vocabulary
+        (1, 64, 4, 32, 2, 100),
+        (2, 128, 4, 32, 2, 100),
+        (2, 64, 8, 64, 1, 100),
+        (3, 32, 2, 16, 4, 77),
+    ],
+)
+def test_activation_memory_is_what_autograd_keeps(norm, shape):
+    L, d, h, T, B, V = shape
+    config = GPTConfig(
+        vocab_size=V, block_size=T, n_layer=L, n_head=h, n_embd=d, norm=norm, dropout=0.0
+    )
+    torch.manual_seed(0)
+    model = GPT(config).train()
+    idx = torch.randint(V, (B, T))
+    kept = measure.saved_tensor_bytes(model, idx, idx)
+    assert sum(sizes.activation_memory(config, batch_size=B).values()) == kept
+
+
+def test_activation_memory_grows_with_tokens_and_layers():
+    config = GPTConfig.preset("gpt2")
+    one = sizes.activation_memory(config, batch_size=1, T=512)
+    assert sizes.activation_memory(config, batch_size=2, T=512)["blocks"] == 2 * one["blocks"]
+    deeper = GPTConfig.preset("gpt2", n_layer=24)
+    assert sizes.activation_memory(deeper, 1, 512)["blocks"] == 2 * one["blocks"]

@@ -78,6 +78,27 @@ def test_next_line_questions_have_one_true_next_line():
     assert max(len(t) for q in short for t in [q["context"], *q["choices"]]) <= 12
 
 
+def test_last_word_questions_end_a_real_speech():
+    questions = tasks.last_word("test", 60, n_choices=4, max_chars=10_000)
+    speeches = [
+        " ".join(" ".join(s["lines"]).split())
+        for play in tasks._plays("test").values()
+        for s in play
+    ]
+    assert set(questions["label"]) == {0, 1, 2, 3}, "the true answer is at every position"
+    for q in questions:
+        choices = q["choices"]
+        assert len({c.lower() for c in choices}) == 4 and all(c[0] == " " for c in choices)
+        answer = choices[q["label"]]
+        whole = " ".join((q["context"] + answer).split())  # a line break read as a space
+        rest = [s[len(whole) :] for s in speeches if s.startswith(whole)]
+        assert any(not r.strip(".,;:!?'-\" ") for r in rest), f"{answer!r} does not end a speech"
+    assert list(tasks.last_word("test", 60, max_chars=10_000)["choices"]) == list(
+        questions["choices"]
+    ), "the same questions every time"
+    assert max(len(q["context"]) for q in tasks.last_word("test", 20, max_chars=50)) <= 50
+
+
 def test_same_speaker_pairs_are_balanced_and_right():
     pairs = tasks.same_speaker("test", 40, max_chars=10**6)
     assert sum(pairs["label"]) == 20
