@@ -58,7 +58,8 @@ def weight_names(n_layer: int) -> dict[str, str]:
     return names
 
 
-def _transposed(name: str) -> bool:
+def stored_transposed(name: str) -> bool:
+    """Whether the book's weight ``name`` is a Conv1D weight, which GPT-2 stores as (in, out)."""
     return name.endswith(".weight") and name.rsplit(".", 1)[0].endswith(CONV1D)
 
 
@@ -171,7 +172,7 @@ def from_hf(name_or_path: str | Path, device: str | torch.device = "cpu") -> GPT
     for ours, theirs in weight_names(config.n_layer).items():
         if theirs not in saved:
             raise ValueError(f"{folder / FILES[1]} has no {theirs!r}: not a GPT-2 checkpoint")
-        weight = saved[theirs].t() if _transposed(ours) else saved[theirs]
+        weight = saved[theirs].t() if stored_transposed(ours) else saved[theirs]
         if weight.shape != expected[ours].shape:
             raise ValueError(
                 f"{folder}: {theirs!r} has shape {tuple(saved[theirs].shape)}, but its config.json "
@@ -189,7 +190,7 @@ def from_hf(name_or_path: str | Path, device: str | torch.device = "cpu") -> GPT
 
 def _as_saved(name: str, weight: torch.Tensor) -> torch.Tensor:
     """A weight of the book's model as a GPT-2 checkpoint stores it."""
-    return weight.t() if _transposed(name) else weight
+    return weight.t() if stored_transposed(name) else weight
 
 
 def to_hf(model: GPT, path: str | Path) -> Path:

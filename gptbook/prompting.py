@@ -5,14 +5,15 @@ GPT-2 is not fine-tuned for a task; it is asked. The task goes into the prompt (
 prompt — no generation, no matching of generated text. :func:`score_options` does it in one
 batched forward pass; :func:`pmi_scores` discounts what an option scores without the prompt;
 :func:`zero_shot_accuracy` runs a set of questions and says how sure the accuracy is
-(:func:`accuracy` does the same for any scorer, a baseline's too).
+(:func:`accuracy` does the same for any scorer, a baseline's too; :func:`difference` compares
+two on the same questions). :func:`complete` is the other way to ask: generate, then match.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import torch
@@ -107,15 +108,42 @@ def score_options(
 
 @dataclass(frozen=True)
 class Accuracy:
-    """An accuracy with its 95% Wilson score interval over ``n`` questions."""
+    """An accuracy with its 95% Wilson score interval over ``n`` questions; ``right`` keeps
+    each question's outcome, so that two scorers can be compared on the same questions
+    (:func:`difference`)."""
 
     value: float
     low: float
     high: float
     n: int
+    right: tuple[bool, ...] = field(default=(), repr=False, compare=False)
+
+    @classmethod
+    def of(cls, right: Iterable[bool]) -> Accuracy:
+        """The accuracy of these outcomes, one per question (True: answered right)."""
+        right = tuple(bool(r) for r in right)
+        if not right:
+            raise ValueError("an accuracy needs at least one question")
+        correct = sum(right)
+        return cls(correct / len(right), *wilson_interval(correct, len(right)), len(right), right)
 
     def __str__(self) -> str:
         return f"{self.value:.1%} (95% CI {self.low:.1%}–{self.high:.1%}, n={self.n})"
+
+
+def difference(a: Accuracy, b: Accuracy, z: float = Z_95) -> tuple[float, float, float]:
+    """``a.value - b.value`` on the same questions, with its 95% interval: the mean of the
+    paired differences (each +1, 0 or -1) ± z standard errors. Pairing removes what makes some
+    questions hard for both, so it is narrower than comparing two separate intervals."""
+    if not a.right or len(a.right) != len(b.right):
+        raise ValueError(
+            f"difference needs both accuracies' outcomes on the same questions, got {len(a.right)}"
+            f" and {len(b.right)}: build them with accuracy() or Accuracy.of()"
+        )
+    d = [int(x) - int(y) for x, y in zip(a.right, b.right, strict=True)]
+    mean = sum(d) / len(d)
+    spread = math.sqrt(sum((x - mean) ** 2 for x in d) / max(1, len(d) - 1) / len(d))
+    return mean, mean - z * spread, mean + z * spread
 
 
 def wilson_interval(correct: int, n: int, z: float = Z_95) -> tuple[float, float]:
@@ -158,14 +186,11 @@ def accuracy(score: Scorer, questions: Iterable[dict]) -> Accuracy:
     """The share of ``questions`` (dicts with ``prompt``, ``options`` and the right option's
     index ``label``) whose right option ``score`` ranks highest, with its 95% interval. Any
     scorer will do: a language model's (:func:`zero_shot_accuracy`) or a baseline's."""
-    correct = n = 0
+    right = []
     for q in questions:
         scores = score(q["prompt"], q["options"])
-        correct += max(range(len(scores)), key=scores.__getitem__) == q["label"]
-        n += 1
-    if n == 0:
-        raise ValueError("an accuracy needs at least one question")
-    return Accuracy(correct / n, *wilson_interval(correct, n), n)
+        right.append(max(range(len(scores)), key=scores.__getitem__) == q["label"])
+    return Accuracy.of(right)
 
 
 def zero_shot_accuracy(
@@ -186,3 +211,18 @@ def zero_shot_accuracy(
         return score_options(model, tokenizer, prompt, options, scoring == "mean", truncate)
 
     return accuracy(score, questions)
+
+
+def complete(model, tokenizer, prompt: str, max_new_tokens: int) -> str:
+    """The model's greedy continuation of ``prompt``, ``max_new_tokens`` tokens of it, as text:
+    generating and matching, the other way to ask a model (GPT-2 answers its open questions so).
+    ``tokenizer`` needs ``decode`` too; a prompt longer than the context keeps its end."""
+    from .sampling import generate
+
+    device = next(model.parameters()).device
+    idx = torch.tensor([tokenizer.encode(prompt)], device=device)  # (1, T)
+    was_training = model.training
+    model.eval()
+    out = generate(model, idx, max_new_tokens, temperature=0)
+    model.train(was_training)
+    return tokenizer.decode(out[0, idx.shape[1] :].tolist())

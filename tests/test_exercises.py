@@ -216,6 +216,32 @@ def extract_states(hidden, lengths):
     return hidden[torch.arange(len(hidden)), lengths - 1]
 
 
+def pre_ln_block(x, block):
+    x = x + block.attn(block.ln1(x))
+    return x + block.mlp(block.ln2(x))
+
+
+def training_flops(vocab_size, block_size, n_layer, n_embd, T):
+    d = n_embd
+    weights = vocab_size * d + n_layer * (12 * d * d + 13 * d) + 2 * d
+    return 6 * weights + 6 * n_layer * T * d
+
+
+HF_TO_BOOK = {"h": "blocks", "ln_1": "ln1", "ln_2": "ln2", "c_attn": "qkv", "c_proj": "proj"}
+HF_TO_BOOK |= {"c_fc": "fc", "wpe": "wpe.table"}
+
+
+def convert(name, weight):
+    parts = [HF_TO_BOOK.get(p, p) for p in name.split(".")]
+    conv1d = parts[-2] in ("qkv", "proj", "fc") and parts[-1] == "weight"
+    return ".".join(parts), weight.t() if conv1d else weight
+
+
+def option_log_likelihood(log_probs, ids, n_prompt):
+    positions = torch.arange(n_prompt, len(ids))
+    return log_probs[positions - 1, ids[positions]].sum()
+
+
 # The arguments of each grader when the answer is right (top_chars is a value: built lazily).
 RIGHT: dict[str, Callable[[], tuple]] = {
     "0.1": lambda: (longest_work,),
@@ -245,6 +271,10 @@ RIGHT: dict[str, Callable[[], tuple]] = {
     "6.2": lambda: (combined_loss,),
     "6.3": lambda: (choice_probabilities,),
     "6.4": lambda: (extract_states,),
+    "7.1": lambda: (pre_ln_block,),
+    "7.2": lambda: (training_flops,),
+    "7.3": lambda: (convert,),
+    "7.4": lambda: (option_log_likelihood,),
 }
 
 
@@ -494,6 +524,45 @@ WRONG = [
     ("6.4", "a pad in a right-padded batch", lambda h, n: h[:, -1]),
     ("6.4", "last real token", lambda h, n: h[torch.arange(len(h)), n.clamp(max=6)]),
     ("6.4", "shape", lambda h, n: h),
+    # 7.1: GPT-1's block, no residual, the LayerNorm on the sum after the sub-layer
+    (
+        "7.1",
+        "GPT-1's post-LN block",
+        lambda x, b: b.ln2(b.ln1(x + b.attn(x)) + b.mlp(b.ln1(x + b.attn(x)))),
+    ),
+    ("7.1", "differs from h", lambda x, b: b.mlp(b.ln2(b.attn(b.ln1(x))))),
+    ("7.1", "differs from h", lambda x, b: x + b.attn(b.ln1(x)) + b.mlp(b.ln2(x))),
+    # 7.2: forward only, no attention, the position table counted, no final LayerNorm
+    ("7.2", "forward pass only", lambda V, B, L, d, T: training_flops(V, B, L, d, T) // 3),
+    (
+        "7.2",
+        "attention's scores",
+        lambda V, B, L, d, T: training_flops(V, B, L, d, T) - 6 * L * T * d,
+    ),
+    ("7.2", "position table", lambda V, B, L, d, T: training_flops(V, B, L, d, T) + 6 * B * d),
+    ("7.2", "final LayerNorm", lambda V, B, L, d, T: training_flops(V, B, L, d, T) - 12 * d),
+    ("7.2", "count the weights first", lambda V, B, L, d, T: 6 * V * d),
+    # 7.3: nothing transposed, everything transposed, a name left as it was, one value
+    ("7.3", "transpose it", lambda n, w: (convert(n, w)[0], w)),
+    ("7.3", "do not transpose it", lambda n, w: (convert(n, w)[0], w.t() if w.ndim == 2 else w)),
+    ("7.3", "wpe.table.weight", lambda n, w: (n.replace("h.", "blocks."), convert(n, w)[1])),
+    ("7.3", "return \\(book_name, tensor\\)", lambda n, w: convert(n, w)[1]),
+    # 7.4: the same position, the prompt counted too, the mean
+    (
+        "7.4",
+        "use log_probs\\[t - 1\\]",
+        lambda lp, ids, n: lp[torch.arange(n, len(ids)), ids[n:]].sum(),
+    ),
+    (
+        "7.4",
+        "position t - 1 predicts",
+        lambda lp, ids, n: lp[torch.arange(len(ids) - 1), ids[1:]].sum(),
+    ),
+    (
+        "7.4",
+        "mean per token",
+        lambda lp, ids, n: option_log_likelihood(lp, ids, n) / (len(ids) - n),
+    ),
 ]
 
 # 0.2's answer is a value, built when the test runs: counts off by one, another split, ...
@@ -543,7 +612,7 @@ def _exercise_cells(path):
             yield "".join(cell["source"]), nbgrader.get("grade", False), cell.get("outputs", [])
 
 
-@pytest.mark.parametrize("chapter", range(7))
+@pytest.mark.parametrize("chapter", range(8))
 def test_notebook_solutions_pass(root, chapter):
     (path,) = (root / "book").glob(f"{chapter:02d}_*.ipynb")
     namespace = {"torch": torch, "data": data, "math": math, "exercises": exercises}

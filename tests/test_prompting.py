@@ -130,3 +130,35 @@ def test_accuracy_takes_any_scorer():
     assert (result.low, result.high) == pytest.approx(prompting.wilson_interval(2, 3))
     with pytest.raises(ValueError, match="at least one question"):
         prompting.accuracy(longest, iter([]))
+
+
+def test_difference_pairs_the_outcomes_of_the_same_questions():
+    a = prompting.Accuracy.of([True, True, False, True, False, True])
+    b = prompting.Accuracy.of([True, False, False, True, False, False])
+    mean, low, high = prompting.difference(a, b)
+    d = torch.tensor([0.0, 1, 0, 0, 0, 1])
+    assert mean == pytest.approx(2 / 6)
+    assert high - mean == pytest.approx(prompting.Z_95 * d.std().item() / 6**0.5)
+    assert mean - low == pytest.approx(high - mean)
+    assert prompting.difference(a, a) == (0.0, 0.0, 0.0), "the same outcomes: no difference"
+    with pytest.raises(ValueError, match="same questions"):
+        prompting.difference(a, prompting.Accuracy.of([True]))
+    with pytest.raises(ValueError, match="at least one question"):
+        prompting.Accuracy.of([])
+
+
+def test_complete_is_the_greedy_continuation(model):
+    prompt, steps = "q: is it?\na:", 5
+    context = TOKENIZER.encode(prompt)
+    model.eval()
+    with torch.no_grad():
+        for _ in range(steps):
+            logits, _ = model(torch.tensor([context[-24:]]))
+            context.append(int(logits[0, -1].argmax()))
+    model.train()
+    assert prompting.complete(model, TOKENIZER, prompt, steps) == TOKENIZER.decode(context[-5:])
+    assert model.training, "the model is put back in training mode"
+    long = "abcdefghij" * 3  # longer than the context of 24: its end is kept
+    assert prompting.complete(model, TOKENIZER, long, 3) == prompting.complete(
+        model, TOKENIZER, long[-24:], 3
+    )

@@ -16,6 +16,7 @@ from .ch03 import check_03_1, check_03_2, check_03_3, check_03_4
 from .ch04 import check_04_1, check_04_2, check_04_3, check_04_4
 from .ch05 import check_05_1, check_05_2, check_05_3, check_05_4
 from .ch06 import check_06_1, check_06_2, check_06_3, check_06_4
+from .ch07 import check_07_1, check_07_2, check_07_3, check_07_4
 
 __all__ = [
     "ExerciseFailed",
@@ -46,4 +47,8 @@ __all__ = [
     "check_06_2",
     "check_06_3",
     "check_06_4",
+    "check_07_1",
+    "check_07_2",
+    "check_07_3",
+    "check_07_4",
 ]
