@@ -45,6 +45,8 @@ CONV1D = ("attn.qkv", "attn.proj", "mlp.fc", "mlp.proj")
 GELU_TANH = ("gelu_new", "gelu_pytorch_tanh")
 #: nn.LayerNorm's epsilon, which GPT-2 also uses.
 LAYER_NORM_EPS = 1e-5
+#: GPT-2's ``<|endoftext|>``, its first and last token (``bos_token_id``, ``eos_token_id``).
+END_OF_TEXT = 50_256
 
 
 def weight_names(n_layer: int) -> dict[str, str]:
@@ -109,6 +111,7 @@ def config_to_hf(config: GPTConfig) -> dict:
             f"to_hf writes GPT-2 checkpoints, which are pre-LN with biases; this model has "
             f"norm={config.norm!r}, bias={config.bias}: build it with norm='pre', bias=True"
         )
+    eot = END_OF_TEXT
     return {
         "model_type": "gpt2",
         "architectures": ["GPT2LMHeadModel"],
@@ -125,6 +128,8 @@ def config_to_hf(config: GPTConfig) -> dict:
         "attn_pdrop": config.dropout,
         "scale_attn_weights": True,
         "tie_word_embeddings": True,
+        # GPT-2's vocabulary has <|endoftext|>; a smaller one (the book's characters) has none
+        **dict.fromkeys(("bos_token_id", "eos_token_id"), eot if config.vocab_size > eot else None),
     }
 
 

@@ -5,6 +5,7 @@ Offline, the checkpoints are tiny random GPT-2s that ``transformers`` itself wri
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -89,6 +90,16 @@ def test_to_hf_writes_what_transformers_loads_with_the_same_logits(tmp_path):
     again = GPT.from_hf(folder)  # and back: every weight the same
     for (name, a), b in zip(model.state_dict().items(), again.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
+
+
+def test_to_hf_names_end_of_text_only_in_gpt2s_vocabulary(tmp_path):
+    for vocab_size, expected in [(50_257, hf.END_OF_TEXT), (99, None)]:
+        config = GPTConfig(vocab_size=vocab_size, block_size=8, n_layer=1, n_head=1, n_embd=8)
+        written = hf.config_to_hf(dataclasses.replace(config, norm="pre"))
+        assert written["bos_token_id"] == written["eos_token_id"] == expected
+    model = GPT(GPTConfig(vocab_size=99, block_size=8, n_layer=1, n_head=1, n_embd=8, norm="pre"))
+    loaded = transformers.GPT2Config.from_pretrained(model.to_hf(tmp_path / "m"))
+    assert loaded.bos_token_id is None and loaded.eos_token_id is None
 
 
 def test_to_hf_drops_the_padding_rows_of_a_padded_vocabulary(tmp_path):
