@@ -106,6 +106,11 @@ def config_from_hf(hf: dict) -> GPTConfig:
 def config_to_hf(config: GPTConfig) -> dict:
     """The GPT-2 ``config.json`` of a :class:`GPTConfig`; only pre-LN models with biases (GPT-2's
     shape) have one."""
+    if config.local_window:
+        raise ValueError(
+            f"to_hf writes GPT-2 checkpoints, whose blocks are all dense; this model has "
+            f"local_window={config.local_window}: build it with local_window=0"
+        )
     if config.norm != "pre" or not config.bias:
         raise ValueError(
             f"to_hf writes GPT-2 checkpoints, which are pre-LN with biases; this model has "

@@ -1,8 +1,9 @@
 """GPT: the decoder-only Transformer, as GPT-1 and GPT-2 build it.
 
 Introduced in chapter 5 (GPT-1: post-LN blocks) and extended in chapter 7 (GPT-2:
-pre-LN blocks, a final LayerNorm, residual projections initialised with 1/sqrt(2N)).
-One class covers both; a :class:`GPTConfig` says which.
+pre-LN blocks, a final LayerNorm, residual projections initialised with 1/sqrt(2N)) and
+chapter 8 (GPT-3: its sizes, and every other block's attention locally banded).
+One class covers them all; a :class:`GPTConfig` says which.
 
     token ids (B, T) → token embedding + learned position embedding → dropout
     → n_layer × Block → [final LayerNorm, pre-LN only] → tied output head → logits (B, T, V)
@@ -23,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attention import MultiHeadAttention
+from .attention import MultiHeadAttention, banded_mask
 from .checks import id_batch, whole
 from .embeddings import tie_weights
 from .files import atomic_write, read_manifest, write_manifest, write_text
@@ -34,7 +35,22 @@ NORMS = ("post", "pre")
 #: The file :meth:`GPT.save` writes last, with the SHA-256 of the others.
 SAVED_MANIFEST = "manifest.json"
 
-#: Named sizes: GPT-1 and GPT-2 as published; the book-* ones fit the book's CPU budget.
+#: GPT-3's Table 2.1: n_layer, n_head, d_model of its eight models. Two rows do not multiply
+#: out: XL's 24 heads of 128 make 3,072, not its d_model 2,048 (the preset keeps d_model and
+#: the heads of 128: 16 of them), and 13B's 40 heads of 128 make 5,120, not 5,140 (the preset
+#: takes 5,120). Neither choice changes a parameter count by more than 0.5%.
+GPT3_TABLE = {
+    "gpt3-small": (12, 12, 768),
+    "gpt3-medium": (24, 16, 1024),
+    "gpt3-large": (24, 16, 1536),
+    "gpt3-xl": (24, 16, 2048),
+    "gpt3-2.7b": (32, 32, 2560),
+    "gpt3-6.7b": (32, 32, 4096),
+    "gpt3-13b": (40, 40, 5120),
+    "gpt3-175b": (96, 96, 12288),
+}
+
+#: Named sizes: GPT-1, GPT-2 and GPT-3 as published; the book-* ones fit the book's CPU budget.
 PRESETS: dict[str, dict] = {
     "gpt1": dict(vocab_size=40_478, block_size=512, n_layer=12, n_head=12, n_embd=768, norm="post"),
     "book-tiny": dict(vocab_size=84, block_size=64, n_layer=2, n_head=4, n_embd=64, norm="post"),
@@ -60,6 +76,19 @@ PRESETS: dict[str, dict] = {
             "gpt2-xl": (48, 25, 1600),
         }.items()
     },
+    # GPT-3 (chapter 8): GPT-2's blocks, context 2048, the sizes of the paper's Table 2.1
+    **{
+        name: dict(
+            vocab_size=50_257,
+            block_size=2048,
+            n_layer=n_layer,
+            n_head=n_head,
+            n_embd=n_embd,
+            norm="pre",
+            scaled_residual_init=True,
+        )
+        for name, (n_layer, n_head, n_embd) in GPT3_TABLE.items()
+    },
 }
 
 
@@ -82,6 +111,7 @@ class GPTConfig:
     norm: str = "post"
     scaled_residual_init: bool = False  # GPT-2: std 0.02 / sqrt(2 n_layer) on residual projections
     pad_vocab_to: int = 1  # round the embedding table up to a multiple (64 helps GPU kernels)
+    local_window: int = 0  # GPT-3: > 0 makes every other block attend to its last k tokens only
 
     def __post_init__(self):
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd", "pad_vocab_to"):
@@ -95,6 +125,16 @@ class GPTConfig:
             raise ValueError(f"norm={self.norm!r}: use 'post' (GPT-1) or 'pre' (GPT-2)")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not isinstance(self.local_window, int) or self.local_window < 0:
+            raise ValueError(
+                f"local_window must be a whole number ≥ 0 (0: every block dense), got "
+                f"{self.local_window!r}"
+            )
+
+    def banded(self, layer: int) -> bool:
+        """Whether block ``layer`` (from 0) is locally banded: GPT-3 alternates dense and
+        banded blocks, dense first, when ``local_window`` > 0."""
+        return self.local_window > 0 and layer % 2 == 1
 
     @property
     def padded_vocab_size(self) -> int:
@@ -126,11 +166,14 @@ class MLP(nn.Module):
 
 class Block(nn.Module):
     """A Transformer decoder block: masked multi-head attention, then an MLP, each with a
-    residual connection and a LayerNorm (after the sum in GPT-1, before the sub-layer in GPT-2)."""
+    residual connection and a LayerNorm (after the sum in GPT-1, before the sub-layer in GPT-2).
+    A ``banded`` block attends to the last ``config.local_window`` positions only (GPT-3)."""
 
-    def __init__(self, config: GPTConfig):
+    def __init__(self, config: GPTConfig, banded: bool = False):
         super().__init__()
         self.pre_ln = config.norm == "pre"
+        band = banded_mask(config.block_size, config.local_window) if banded else None
+        self.register_buffer("band", band, persistent=False)  # (T, T) or None: dense
         self.ln1 = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.attn = MultiHeadAttention(
             config.n_embd, config.n_head, causal=True, dropout=config.dropout, bias=config.bias
@@ -141,10 +184,21 @@ class Block(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, C) -> (B, T, C)
         if self.pre_ln:
-            x = x + self.drop(self.attn(self.ln1(x)))
+            x = x + self.drop(self.attend(self.ln1(x)))
             return x + self.mlp(self.ln2(x))
-        x = self.ln1(x + self.drop(self.attn(x)))
+        x = self.ln1(x + self.drop(self.attend(x)))
         return self.ln2(x + self.mlp(x))
+
+    def attend(self, x: torch.Tensor, return_weights: bool = False):
+        """The block's attention over x (B, T, C), banded if the block is; with
+        ``return_weights``, also its weights (B, H, T, T)."""
+        T = x.shape[1]
+        mask = None if self.band is None else self.band[:T, :T]
+        return self.attn(x, mask=mask, return_weights=return_weights)
+
+    def attention_weights(self, x: torch.Tensor) -> torch.Tensor:
+        """The attention weights (B, H, T, T) this block computes on its input x (B, T, C)."""
+        return self.attend(self.ln1(x) if self.pre_ln else x, return_weights=True)[1]
 
 
 class GPT(nn.Module):
@@ -157,7 +211,9 @@ class GPT(nn.Module):
         self.wte = nn.Embedding(config.padded_vocab_size, config.n_embd)
         self.wpe = LearnedPositional(config.block_size, config.n_embd)
         self.drop = nn.Dropout(config.dropout)
-        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        self.blocks = nn.ModuleList(
+            Block(config, banded=config.banded(i)) for i in range(config.n_layer)
+        )
         pre_ln = config.norm == "pre"  # GPT-2 adds a LayerNorm after the last block
         self.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias) if pre_ln else nn.Identity()
         self.lm_head = nn.Linear(config.n_embd, config.padded_vocab_size, bias=False)
@@ -185,6 +241,23 @@ class GPT(nn.Module):
     def features(self, idx: torch.Tensor) -> torch.Tensor:
         """The final hidden states (B, T, C): what the output layer scores, and what a
         fine-tuning head reads (chapter 6)."""
+        x = self.embed(idx)  # (B, T, C)
+        for block in self.blocks:
+            x = block(x)
+        return self.ln_f(x)  # (B, T, C)
+
+    @torch.no_grad()
+    def attention_weights(self, idx: torch.Tensor) -> list[torch.Tensor]:
+        """Every block's attention weights on ``idx`` (B, T), one (B, H, T, T) tensor per block:
+        what each position looks at (chapter 8 finds the head that learns in context)."""
+        x, weights = self.embed(idx), []
+        for block in self.blocks:
+            weights.append(block.attention_weights(x))
+            x = block(x)
+        return weights
+
+    def embed(self, idx: torch.Tensor) -> torch.Tensor:
+        """Token plus position embeddings of ``idx`` (B, T), after dropout: (B, T, C)."""
         id_batch(idx)
         B, T = idx.shape
         if T > self.config.block_size:
@@ -194,10 +267,7 @@ class GPT(nn.Module):
             )
         if not idx.is_cuda and not torch.compiler.is_compiling():
             self._check_ids(idx)  # on a GPU it would stall every step; the embedding checks there
-        x = self.drop(self.wte(idx) + self.wpe(T))  # (B, T, C)
-        for block in self.blocks:
-            x = block(x)
-        return self.ln_f(x)  # (B, T, C)
+        return self.drop(self.wte(idx) + self.wpe(T))  # (B, T, C)
 
     def _check_ids(self, idx: torch.Tensor) -> None:
         V = self.config.vocab_size

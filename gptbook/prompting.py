@@ -7,11 +7,13 @@ batched forward pass; :func:`pmi_scores` discounts what an option scores without
 :func:`zero_shot_accuracy` runs a set of questions and says how sure the accuracy is
 (:func:`accuracy` does the same for any scorer, a baseline's too; :func:`difference` compares
 two on the same questions). :func:`complete` is the other way to ask: generate, then match.
+Chapter 8 adds examples to the prompt: :func:`k_shot_prompt`, :func:`k_shot`.
 """
 
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -211,6 +213,38 @@ def zero_shot_accuracy(
         return score_options(model, tokenizer, prompt, options, scoring == "mean", truncate)
 
     return accuracy(score, questions)
+
+
+#: GPT-3 separates its few-shot examples by one or two newlines, depending on the task.
+DELIMITER = "\n\n"
+
+
+def k_shot_prompt(
+    examples: Sequence[tuple[str, str]], prompt: str, delimiter: str = DELIMITER
+) -> str:
+    """A few-shot prompt (chapter 8): each solved example (its prompt and its answer), then the
+    question's prompt, joined by ``delimiter``. No examples: the zero-shot prompt."""
+    return delimiter.join([*(p + a for p, a in examples), prompt])
+
+
+def k_shot(
+    questions: Sequence[dict],
+    pool: Sequence[dict],
+    k: int,
+    seed: int = 0,
+    delimiter: str = DELIMITER,
+) -> list[dict]:
+    """``questions`` with ``k`` solved examples in front of each prompt, drawn at random (and
+    without repeats) from ``pool`` — questions of the same task, each shown with its right
+    option — as GPT-3 drew its examples from the task's training set for every question."""
+    if not 0 <= k <= len(pool):
+        raise ValueError(f"k={k}: choose 0 ≤ k ≤ {len(pool)}, the questions in the pool")
+    rng = random.Random(seed)
+    shots = []
+    for q in questions:
+        examples = [(e["prompt"], e["options"][e["label"]]) for e in rng.sample(list(pool), k)]
+        shots.append({**q, "prompt": k_shot_prompt(examples, q["prompt"], delimiter)})
+    return shots
 
 
 def complete(model, tokenizer, prompt: str, max_new_tokens: int) -> str:

@@ -31,11 +31,19 @@ def flops_per_token(config: GPTConfig, T: int | None = None, training: bool = Tr
     attention's scores and weighted sum, 2·L·T·d; training adds the backward pass, twice the
     forward, so 6 per weight and 6·L·T·d (Kaplan et al., 2020). ``T`` is the context length
     (``block_size`` if omitted). The position table is a lookup and is left out; the tied token
-    matrix stays in, as the output layer's product."""
+    matrix stays in, as the output layer's product. A locally banded block (GPT-3, chapter 8)
+    scores ``local_window`` keys per token instead of T: 2·min(window, T)·d."""
     T = T or config.block_size
     weights = sum(param_counts(config).values()) - config.block_size * config.n_embd
-    forward = 2 * weights + 2 * config.n_layer * T * config.n_embd
+    forward = 2 * weights + 2 * sum(attended(config, T)) * config.n_embd
     return 3 * forward if training else forward
+
+
+def attended(config: GPTConfig, T: int | None = None) -> list[int]:
+    """How many keys each block's attention scores per query at context ``T``: T in a dense
+    block (the count Kaplan et al. use), at most ``local_window`` in a banded one."""
+    T = T or config.block_size
+    return [min(T, config.local_window) if config.banded(i) else T for i in range(config.n_layer)]
 
 
 def training_memory(config: GPTConfig) -> dict[str, int]:
@@ -62,14 +70,15 @@ def activation_memory(config: GPTConfig, batch_size: int = 1, T: int | None = No
 
     Korthikanti et al. (2022) count the same 16 numbers per token per layer (34·d bytes in
     16-bit with dropout masks, plus the T×T attention matrices that fused attention does not
-    keep)."""
+    keep). A banded block (``local_window``) also keeps its T×T mask, once, in float32."""
     T = T or config.block_size
     d, tokens = config.n_embd, batch_size * T
     per_token_block = 16 * d + 2 * 2 + config.n_head
     final_ln = (d + 2) if config.norm == "pre" else 0
     ids = 2  # int64: two float32s' worth
     per_token_output = final_ln + d + config.vocab_size + ids
+    n_banded = sum(config.banded(i) for i in range(config.n_layer))
     return {
-        "blocks": FLOAT32 * tokens * config.n_layer * per_token_block,
+        "blocks": FLOAT32 * (tokens * config.n_layer * per_token_block + n_banded * T * T),
         "output": FLOAT32 * (tokens * per_token_output + 1),  # + the loss's normaliser
     }

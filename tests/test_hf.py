@@ -112,6 +112,14 @@ def test_to_hf_drops_the_padding_rows_of_a_padded_vocabulary(tmp_path):
         assert gap(loaded(x).logits, model(x)[0]) < MAX_LOGIT_GAP
 
 
+def test_to_hf_refuses_a_banded_model(tmp_path):
+    config = GPTConfig(vocab_size=99, block_size=8, n_layer=2, n_head=1, n_embd=8, norm="pre")
+    model = GPT(dataclasses.replace(config, local_window=4))
+    with pytest.raises(ValueError, match="local_window=4: build it with local_window=0"):
+        model.to_hf(tmp_path / "m")
+    assert not (tmp_path / "m").exists()
+
+
 def test_to_hf_refuses_a_post_ln_model(tmp_path):
     model = GPT(GPTConfig(vocab_size=10, block_size=8, n_layer=1, n_head=1, n_embd=8))
     with pytest.raises(ValueError, match="norm='pre'"):

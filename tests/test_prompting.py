@@ -162,3 +162,29 @@ def test_complete_is_the_greedy_continuation(model):
     assert prompting.complete(model, TOKENIZER, long, 3) == prompting.complete(
         model, TOKENIZER, long[-24:], 3
     )
+
+
+def test_k_shot_prompt_puts_solved_examples_before_the_question():
+    examples = [("Q: 2+2?\nA:", " 4"), ("Q: 3+3?\nA:", " 6")]
+    assert prompting.k_shot_prompt(examples, "Q: 1+1?\nA:") == (
+        "Q: 2+2?\nA: 4\n\nQ: 3+3?\nA: 6\n\nQ: 1+1?\nA:"
+    )
+    assert prompting.k_shot_prompt([], "Q: 1+1?\nA:") == "Q: 1+1?\nA:", "zero-shot"
+    assert prompting.k_shot_prompt(examples[:1], "x", delimiter="\n") == "Q: 2+2?\nA: 4\nx"
+
+
+def test_k_shot_draws_distinct_examples_from_the_pool_with_their_right_answers():
+    pool = [dict(prompt=f"p{i}=", options=[f"a{i}", f"b{i}"], label=i % 2) for i in range(10)]
+    questions = [dict(prompt="q=", options=["x", "y"], label=1)] * 3
+    shots = prompting.k_shot(questions, pool, k=4, seed=1)
+    for shot in shots:
+        assert (shot["options"], shot["label"]) == (["x", "y"], 1), "the question is unchanged"
+        *examples, last = shot["prompt"].split(prompting.DELIMITER)
+        assert last == "q=" and len(examples) == len(set(examples)) == 4
+        for example in examples:
+            i = int(example[1 : example.index("=")])
+            assert example == f"p{i}=" + ("a", "b")[i % 2] + str(i), "each with its right option"
+    assert prompting.k_shot(questions, pool, k=4, seed=1) == shots, "the same draws for a seed"
+    assert prompting.k_shot(questions, pool, k=0) == questions
+    with pytest.raises(ValueError, match="0 ≤ k ≤ 10"):
+        prompting.k_shot(questions, pool, k=11)

@@ -60,10 +60,18 @@ def test_training_memory_is_sixteen_bytes_per_parameter():
         (3, 32, 2, 16, 4, 77),
     ],
 )
-def test_activation_memory_is_what_autograd_keeps(norm, shape):
+@pytest.mark.parametrize("window", [0, 8])
+def test_activation_memory_is_what_autograd_keeps(norm, shape, window):
     L, d, h, T, B, V = shape
     config = GPTConfig(
-        vocab_size=V, block_size=T, n_layer=L, n_head=h, n_embd=d, norm=norm, dropout=0.0
+        vocab_size=V,
+        block_size=T,
+        n_layer=L,
+        n_head=h,
+        n_embd=d,
+        norm=norm,
+        dropout=0.0,
+        local_window=window,
     )
     torch.manual_seed(0)
     model = GPT(config).train()

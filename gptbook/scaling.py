@@ -1,0 +1,129 @@
+"""Scaling laws: power-law fits, compute budgets and the compute-efficient frontier.
+
+Introduced in chapter 8. Kaplan et al. (2020) found that a language model's test loss falls as a
+power of its size, L(N) = (N_c / N)^α_N, with α_N ≈ 0.076 and N_c ≈ 8.8e13 non-embedding
+parameters (:data:`KAPLAN_N`); training costs about C = 6·N·D FLOPs for D tokens
+(:func:`training_compute`). Hoffmann et al. (2022, "Chinchilla") found that for a fixed budget
+parameters and tokens should grow together, about 20 tokens per parameter
+(:func:`chinchilla_optimal`).
+
+    law = scaling.fit_power_law(n_params, val_loss)   # L ≈ (law.scale / N) ** law.exponent
+    law(1e9)                                          # its prediction at a billion parameters
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+#: FLOPs of one petaFLOP/s-day, the unit of Kaplan et al.'s and GPT-3's compute figures.
+PF_DAY = 1e15 * 24 * 3600
+#: Chinchilla's rule of thumb: compute-optimal training reads about 20 tokens per parameter.
+TOKENS_PER_PARAMETER = 20
+#: FLOPs per parameter per training token: 2 forward, 4 backward (Kaplan et al., 2020).
+FLOPS_PER_PARAMETER_TOKEN = 6
+#: Points of the grid :func:`fit_power_law` searches for the irreducible loss.
+IRREDUCIBLE_GRID = 400
+
+
+@dataclass(frozen=True)
+class PowerLaw:
+    """y = irreducible + (scale / x) ** exponent: a loss that falls as a power of x (parameters,
+    tokens or compute) towards a floor ``irreducible`` (0: no floor)."""
+
+    scale: float
+    exponent: float
+    irreducible: float = 0.0
+
+    def __call__(self, x):
+        """The law at ``x`` (a number, or a NumPy array / tensor of them)."""
+        return self.irreducible + (self.scale / x) ** self.exponent
+
+    def __str__(self) -> str:
+        floor = f"{self.irreducible:.3g} + " if self.irreducible else ""
+        return f"L = {floor}({self.scale:.3g} / x)^{self.exponent:.3g}"
+
+
+#: Kaplan et al.'s L(N): loss in nats per token against non-embedding parameters.
+KAPLAN_N = PowerLaw(scale=8.8e13, exponent=0.076)
+
+
+def _line(u: Sequence[float], v: Sequence[float]) -> tuple[float, float, float]:
+    """Least squares v ≈ a + b·u: (a, b, the sum of squared residuals)."""
+    n = len(u)
+    mu, mv = sum(u) / n, sum(v) / n
+    suu = sum((x - mu) ** 2 for x in u)
+    b = sum((x - mu) * (y - mv) for x, y in zip(u, v)) / suu
+    a = mv - b * mu
+    return a, b, sum((y - a - b * x) ** 2 for x, y in zip(u, v))
+
+
+def fit_power_law(x: Sequence[float], y: Sequence[float], irreducible: bool = False) -> PowerLaw:
+    """The :class:`PowerLaw` through the points (x, y), fitted in log space: log y is a line in
+    log x, of slope -exponent. With ``irreducible`` the floor L∞ is fitted too: the line is
+    fitted to log(y - L∞) for L∞ on a grid below min(y), and the L∞ whose law best matches
+    log y is kept."""
+    x, y = [float(v) for v in x], [float(v) for v in y]
+    if len(x) != len(y) or len(x) < 2 + irreducible:
+        raise ValueError(
+            f"fit_power_law needs as many y as x, and at least {2 + irreducible} points: "
+            f"got {len(x)} x and {len(y)} y"
+        )
+    if min(x) <= 0 or min(y) <= 0:
+        raise ValueError("x and y must be positive: a power law is fitted to their logarithms")
+    if len(set(x)) < 2:
+        raise ValueError("x needs at least two different values to give a slope")
+    log_x, log_y = [math.log(v) for v in x], [math.log(v) for v in y]
+    floors = (
+        [min(y) * k / IRREDUCIBLE_GRID for k in range(IRREDUCIBLE_GRID)] if irreducible else [0.0]
+    )
+    best = None
+    for floor in floors:
+        a, b, _ = _line(log_x, [math.log(v - floor) for v in y])
+        law = PowerLaw(scale=math.exp(-a / b) if b else math.inf, exponent=-b, irreducible=floor)
+        error = sum((math.log(law(v)) - ly) ** 2 for v, ly in zip(x, log_y))
+        if best is None or error < best[0]:
+            best = (error, law)
+    return best[1]
+
+
+def training_compute(n_params: float, n_tokens: float) -> float:
+    """FLOPs to train ``n_params`` parameters on ``n_tokens`` tokens: C ≈ 6·N·D."""
+    return FLOPS_PER_PARAMETER_TOKEN * n_params * n_tokens
+
+
+def chinchilla_optimal(compute: float) -> tuple[float, float]:
+    """The compute-optimal (parameters, tokens) for a budget of ``compute`` FLOPs by the
+    Chinchilla rule: D = 20·N and C = 6·N·D, so N = √(C / 120)."""
+    if not compute > 0:
+        raise ValueError(f"compute must be a positive number of FLOPs, got {compute}")
+    n = math.sqrt(compute / (FLOPS_PER_PARAMETER_TOKEN * TOKENS_PER_PARAMETER))
+    return n, TOKENS_PER_PARAMETER * n
+
+
+def frontier(curves: dict[str, tuple[Sequence[float], Sequence[float]]]) -> list[tuple]:
+    """The compute-efficient frontier of loss-against-compute curves, ``{name: (compute,
+    loss)}``: the points no other point beats with as little compute or less, in order of
+    compute, as (compute, loss, name)."""
+    points = sorted(
+        (c, loss, name)
+        for name, (compute, losses) in curves.items()
+        for c, loss in zip(compute, losses, strict=True)
+    )
+    kept, best = [], math.inf
+    for c, loss, name in points:
+        if loss < best:
+            kept.append((c, loss, name))
+            best = loss
+    return kept
+
+
+def elbows(curves: dict[str, tuple[Sequence[float], Sequence[float]]]) -> dict[str, tuple]:
+    """Where each curve leaves the frontier: its last frontier point, (compute, loss), after
+    which a larger model reaches lower loss for the same compute. Curves never on the frontier
+    are left out."""
+    found = {}
+    for c, loss, name in frontier(curves):
+        found[name] = (c, loss)
+    return found
