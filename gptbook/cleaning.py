@@ -75,6 +75,21 @@ WEIGHT_TOLERANCE = 1e-6
 MIN_PERM = 16
 
 
+#: A paragraph of the plays this long counts as a document: distinct enough from the others.
+MIN_WORDS = 30
+
+
+def documents(split: str = "val", min_words: int = MIN_WORDS) -> dict[str, list[str]]:
+    """The corpus as documents, for chapter 8's experiments: each work of ``split`` (a split of
+    :func:`gptbook.data.shakespeare`) as its paragraphs of at least ``min_words`` words."""
+    from . import data
+
+    works = data.shakespeare()[split]
+    return {
+        w["id"]: [p for p in w["text"].split("\n\n") if len(p.split()) >= min_words] for w in works
+    }
+
+
 # ---------------------------------------------------------------------- near-duplicates
 def shingles(text: str, n: int = 5) -> set[str]:
     """The word ``n``-grams of lower-cased ``text`` (joined by spaces); a text of fewer than
@@ -327,6 +342,19 @@ def corrupt(text: str, kind: str, seed: int = 0) -> str:
 
 
 # ---------------------------------------------------------------------- the mixture
+#: GPT-3's Table 2.2: each source's size in tokens, its weight in the training mix and the
+#: epochs it makes over 300 billion tokens, as printed (the weights, rounded, sum to 101%).
+GPT3_MIX = {
+    "Common Crawl (filtered)": (410e9, 0.60, 0.44),
+    "WebText2": (19e9, 0.22, 2.9),
+    "Books1": (12e9, 0.08, 1.9),
+    "Books2": (55e9, 0.08, 0.43),
+    "Wikipedia": (3e9, 0.03, 3.4),
+}
+#: The tokens GPT-3 trained on: 300 billion.
+GPT3_TOKENS = 300e9
+
+
 def _check_weights(names: Sequence[str], weights: dict[str, float]) -> None:
     if set(weights) != set(names):
         missing, unknown = sorted(set(names) - set(weights)), sorted(set(weights) - set(names))

@@ -8,6 +8,10 @@ to any of them trains a new one instead of loading a stale one.
     from gptbook import pretrained
     gpt = pretrained.model("char")   # trains on first use (under a lock), loads afterwards
     trainer = pretrained.train("char", on_eval=print_sample)   # chapter 5: train in view
+    pretrained.history("ladder-3")   # the losses of its training run, kept with the model
+
+Chapter 8 adds a scaling ladder, ``ladder-1`` … ``ladder-5``: one shape at five widths
+(:data:`LADDER_WIDTHS`), trained alike, whose losses against size and compute it fits.
 """
 
 from __future__ import annotations
@@ -67,6 +71,29 @@ SPECS = {
         ),  # 4 micro-batches: fits a 16 GB T4
     },
 }
+
+
+#: Chapter 8's scaling ladder: the widths of its five models, at each scale.
+LADDER_WIDTHS = {"quick": (16, 32, 48, 64, 96), "full": (64, 128, 192, 256, 384)}
+#: What every model of the ladder shares besides its width: GPT-2's blocks, one run each.
+LADDER = {
+    "quick": dict(
+        model=dict(preset="book-tiny", n_head=4, norm="pre", scaled_residual_init=True),
+        train=dict(max_steps=300, batch_size=16, lr=3e-3, warmup_steps=30, eval_interval=25),
+    ),
+    "full": dict(
+        model=dict(preset="book-medium", n_layer=4, n_head=4, norm="pre", dropout=0.0),
+        train=dict(max_steps=2000, batch_size=64, lr=1e-3, warmup_steps=100, eval_interval=100),
+    ),
+}
+for _rung in range(len(LADDER_WIDTHS["quick"])):
+    SPECS[f"ladder-{_rung + 1}"] = {
+        scale: dict(
+            model={**shared["model"], "n_embd": LADDER_WIDTHS[scale][_rung], "dropout": 0.0},
+            train=shared["train"],
+        )
+        for scale, shared in LADDER.items()
+    }
 
 
 def spec(name: str = "char", scale: str | None = None) -> tuple[GPTConfig, TrainConfig]:
@@ -137,6 +164,27 @@ def model(name: str = "char", scale: str | None = None, device: str | None = Non
     return cached
 
 
+def history(name: str = "char", scale: str | None = None, device: str | None = None) -> dict:
+    """The losses of the run that trained the pretrained model ``name`` (its Trainer's
+    ``history``: steps, training losses, evaluations), kept with the model; trains it first if
+    the cache has none."""
+    from safetensors import safe_open
+
+    model(name, scale, device)  # trained if missing
+    with safe_open(str(path(name, scale) / "model.safetensors"), "pt") as f:
+        kept = (f.metadata() or {}).get(HISTORY)
+    if kept is None:
+        raise ValueError(
+            f"the cached {name!r} model was saved without its training history: delete "
+            f"{path(name, scale)} to train it again"
+        )
+    return json.loads(kept)
+
+
+#: The metadata key under which the cached model keeps its training run's history.
+HISTORY = "history"
+
+
 def _load(folder: Path, device: str) -> GPT | None:
     """The model cached in ``folder``; None if there is none, or if it is damaged (then moved
     aside to ``<folder>.damaged-N`` so that nothing is lost and the next writer starts clean)."""
@@ -176,6 +224,6 @@ def _train(
         trainer.resume()
     trainer.train(progress=progress, on_eval=on_eval)
     with atomic_dir(folder) as tmp:
-        trainer.model.save(tmp)
+        trainer.model.save(tmp, {HISTORY: json.dumps(trainer.history)})
     shutil.rmtree(run)
     return trainer

@@ -29,8 +29,6 @@ from gptbook.cleaning import (
     with_near_duplicates,
 )
 
-#: Paragraphs this long are distinct enough to count as documents.
-MIN_WORDS = 30
 #: With 5% of the words replaced, about 0.95³ of the 3-word shingles survive: Jaccard ≈ 0.75.
 N, THRESHOLD, EDIT_RATE = 3, 0.5, 0.05
 
@@ -38,10 +36,11 @@ N, THRESHOLD, EDIT_RATE = 3, 0.5, 0.05
 @pytest.fixture(scope="module")
 def paragraphs() -> dict[str, list[str]]:
     """The paragraphs of ≥ MIN_WORDS words of each held-out play."""
+    found = cleaning.documents("val")
     works = data.shakespeare()["val"]
-    return {
-        w["id"]: [p for p in w["text"].split("\n\n") if len(p.split()) >= MIN_WORDS] for w in works
-    }
+    assert set(found) == set(works["id"])
+    assert all(len(p.split()) >= cleaning.MIN_WORDS for ps in found.values() for p in ps)
+    return found
 
 
 @pytest.fixture(scope="module")

@@ -242,6 +242,30 @@ def option_log_likelihood(log_probs, ids, n_prompt):
     return log_probs[positions - 1, ids[positions]].sum()
 
 
+def few_shot_prompt(examples, prompt):
+    return "\n\n".join([p + a for p, a in examples] + [prompt])
+
+
+def fit_law(x, y):
+    log_x, log_y = torch.tensor(x).log(), torch.tensor(y).log()
+    b = ((log_x - log_x.mean()) * (log_y - log_y.mean())).sum() / (
+        (log_x - log_x.mean()) ** 2
+    ).sum()
+    a = log_y.mean() - b * log_x.mean()
+    return math.exp(-a / b), -b.item()
+
+
+def layer_masks(n_layer, T, window):
+    i = torch.arange(T)
+    distance = i[:, None] - i[None, :]
+    dense, banded = distance >= 0, (distance >= 0) & (distance < window)
+    return [banded if layer % 2 else dense for layer in range(n_layer)]
+
+
+def minhash_similarity(a, b, perms):
+    return (perms[:, a].min(1).values == perms[:, b].min(1).values).float().mean()
+
+
 # The arguments of each grader when the answer is right (top_chars is a value: built lazily).
 RIGHT: dict[str, Callable[[], tuple]] = {
     "0.1": lambda: (longest_work,),
@@ -275,6 +299,10 @@ RIGHT: dict[str, Callable[[], tuple]] = {
     "7.2": lambda: (training_flops,),
     "7.3": lambda: (convert,),
     "7.4": lambda: (option_log_likelihood,),
+    "8.1": lambda: (few_shot_prompt,),
+    "8.2": lambda: (fit_law,),
+    "8.3": lambda: (layer_masks,),
+    "8.4": lambda: (minhash_similarity,),
 }
 
 
@@ -563,7 +591,30 @@ WRONG = [
         "mean per token",
         lambda lp, ids, n: option_log_likelihood(lp, ids, n) / (len(ids) - n),
     ),
+    # 8.1: no blank line, the answers left out, the question first
+    ("8.1", "blank line", lambda e, p: "\n".join([q + a for q, a in e] + [p])),
+    ("8.1", "with its answer", lambda e, p: "\n\n".join([q for q, _ in e] + [p])),
+    ("8.1", "then the question, last", lambda e, p: "\n\n".join([p] + [q + a for q, a in e])),
+    # 8.2: the exponent's sign, a fit in linear space, the log of the scale
+    ("8.2", "the slope b is negative", lambda x, y: (fit_law(x, y)[0], -fit_law(x, y)[1])),
+    ("8.2", "expected the exponent", lambda x, y: (1.0, (y[0] - y[-1]) / (x[-1] - x[0]))),
+    ("8.2", "expected the scale", lambda x, y: (math.log(fit_law(x, y)[0]), fit_law(x, y)[1])),
+    # 8.3: all banded, banded first, the upper triangle, one mask
+    ("8.3", "layer 0's mask is wrong", lambda n, T, w: [layer_masks(2, T, w)[1]] * n),
+    ("8.3", "layer 0's mask is wrong", lambda n, T, w: layer_masks(n + 1, T, w)[1:]),
+    ("8.3", "keep the lower triangle", lambda n, T, w: [m.T for m in layer_masks(n, T, w)]),
+    ("8.3", "one mask per layer", lambda n, T, w: layer_masks(n, T, w)[0]),
+    # 8.4: the maximum, the exact Jaccard, one ordering only
+    ("8.4", "expected", lambda a, b, p: minhash_similarity(a, b, -p)),
+    ("8.4", "exact Jaccard", lambda a, b, p: jaccard_of(a, b)),
+    ("8.4", "expected", lambda a, b, p: float(p[0, a].min() == p[0, b].min())),
 ]
+
+
+def jaccard_of(a, b):
+    a, b = set(a.tolist()), set(b.tolist())
+    return len(a & b) / len(a | b)
+
 
 # 0.2's answer is a value, built when the test runs: counts off by one, another split, ...
 WRONG_TOP_CHARS = [
@@ -612,7 +663,7 @@ def _exercise_cells(path):
             yield "".join(cell["source"]), nbgrader.get("grade", False), cell.get("outputs", [])
 
 
-@pytest.mark.parametrize("chapter", range(8))
+@pytest.mark.parametrize("chapter", range(9))
 def test_notebook_solutions_pass(root, chapter):
     (path,) = (root / "book").glob(f"{chapter:02d}_*.ipynb")
     namespace = {"torch": torch, "data": data, "math": math, "exercises": exercises}

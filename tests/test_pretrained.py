@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -109,3 +111,24 @@ def test_a_complete_cache_is_read_without_the_lock(tmp_path, monkeypatch):
 
     monkeypatch.setattr(pretrained, "locked", no_lock)
     assert pretrained.model("test-tiny", "quick", "cpu") is not None
+
+
+def test_the_training_history_is_kept_with_the_model(tmp_path, monkeypatch):
+    folder = _tiny_spec(tmp_path, monkeypatch, eval_interval=1, eval_batches=1)
+    trainer = pretrained.train("test-tiny", "quick", device="cpu", progress=False)
+    kept = pretrained.history("test-tiny", "quick", "cpu")
+    assert kept == trainer.history and kept["eval_step"] == [1, 2] and len(kept["val"]) == 2
+    pretrained.model("test-tiny", "quick", "cpu").save(folder)  # saved without a history
+    with pytest.raises(ValueError, match="without its training history: delete"):
+        pretrained.history("test-tiny", "quick", "cpu")
+
+
+@pytest.mark.parametrize("scale", ["quick", "full"])
+def test_the_ladder_differs_only_in_width(scale):
+    rungs = [pretrained.spec(f"ladder-{i}", scale) for i in range(1, 6)]
+    widths = [model.n_embd for model, _ in rungs]
+    assert widths == list(pretrained.LADDER_WIDTHS[scale]) == sorted(set(widths))
+    first_model, first_train = rungs[0]
+    for model, train in rungs[1:]:
+        assert train == first_train
+        assert dataclasses.replace(model, n_embd=first_model.n_embd) == first_model
