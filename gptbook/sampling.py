@@ -31,6 +31,45 @@ def sample_next(
     return torch.multinomial(probabilities(logits.float(), temperature), 1, generator=generator)
 
 
+@torch.no_grad()
+def generate(
+    model: torch.nn.Module,
+    idx: torch.Tensor,
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    *,
+    generator: torch.Generator | None = None,
+    block_size: int | None = None,
+) -> torch.Tensor:
+    """Extend each row of ``idx`` (B, T) by ``max_new_tokens`` tokens sampled from ``model``.
+
+    Each step runs the model on (at most ``block_size``, default ``model.block_size``)
+    last tokens, takes the logits of the last position, samples one token and
+    appends it: one model call per new token, each waiting for the one before.
+    Returns (B, T + max_new_tokens).
+    """
+    id_batch(idx)
+    if idx.shape[1] == 0:
+        raise ValueError("idx needs at least one token per row to condition on (e.g. a newline)")
+    if max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be ≥ 0, got {max_new_tokens}")
+    largest = getattr(model, "block_size", None)
+    if block_size is not None:
+        whole("block_size", block_size)
+        if largest is not None and block_size > largest:
+            raise ValueError(
+                f"block_size={block_size} is more than the model's context, {largest}: "
+                "leave it out to use the model's own"
+            )
+    context = block_size or largest
+    for _ in range(max_new_tokens):
+        window = idx if context is None else idx[:, -context:]  # (B, ≤ block_size)
+        logits, _ = model(window)  # (B, T, V)
+        next_id = sample_next(logits[:, -1, :], temperature, generator)  # (B, 1)
+        idx = torch.cat([idx, next_id], dim=1)
+    return idx
+
+
 # ---------------------------------------------------------------------- logits processors
 # Chapter 9: each takes logits (..., V) and returns new logits, the removed tokens at -inf, with
 # the conventions of Hugging Face transformers' logits warpers (tested against them).
@@ -84,42 +123,3 @@ def repetition_penalty(logits: torch.Tensor, ids: torch.Tensor, penalty: float) 
     seen = logits.gather(-1, ids)
     seen = torch.where(seen < 0, seen * penalty, seen / penalty)
     return logits.scatter(-1, ids, seen)
-
-
-@torch.no_grad()
-def generate(
-    model: torch.nn.Module,
-    idx: torch.Tensor,
-    max_new_tokens: int,
-    temperature: float = 1.0,
-    *,
-    generator: torch.Generator | None = None,
-    block_size: int | None = None,
-) -> torch.Tensor:
-    """Extend each row of ``idx`` (B, T) by ``max_new_tokens`` tokens sampled from ``model``.
-
-    Each step runs the model on (at most ``block_size``, default ``model.block_size``)
-    last tokens, takes the logits of the last position, samples one token and
-    appends it: one model call per new token, each waiting for the one before.
-    Returns (B, T + max_new_tokens).
-    """
-    id_batch(idx)
-    if idx.shape[1] == 0:
-        raise ValueError("idx needs at least one token per row to condition on (e.g. a newline)")
-    if max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens must be ≥ 0, got {max_new_tokens}")
-    largest = getattr(model, "block_size", None)
-    if block_size is not None:
-        whole("block_size", block_size)
-        if largest is not None and block_size > largest:
-            raise ValueError(
-                f"block_size={block_size} is more than the model's context, {largest}: "
-                "leave it out to use the model's own"
-            )
-    context = block_size or largest
-    for _ in range(max_new_tokens):
-        window = idx if context is None else idx[:, -context:]  # (B, ≤ block_size)
-        logits, _ = model(window)  # (B, T, V)
-        next_id = sample_next(logits[:, -1, :], temperature, generator)  # (B, 1)
-        idx = torch.cat([idx, next_id], dim=1)
-    return idx
