@@ -35,6 +35,15 @@ NORMS = ("post", "pre")
 #: The file :meth:`GPT.save` writes last, with the SHA-256 of the others.
 SAVED_MANIFEST = "manifest.json"
 
+#: GPT-2's vocabulary: 50,000 merges, 256 bytes and <|endoftext|> (chapter 2).
+GPT2_VOCAB_SIZE = 50_257
+#: GPT-2's four sizes (chapter 7): n_layer, n_head, n_embd.
+GPT2_TABLE = {
+    "gpt2": (12, 12, 768),
+    "gpt2-medium": (24, 16, 1024),
+    "gpt2-large": (36, 20, 1280),
+    "gpt2-xl": (48, 25, 1600),
+}
 #: GPT-3's Table 2.1: n_layer, n_head, d_model of its eight models. Two rows do not multiply
 #: out: XL's 24 heads of 128 make 3,072, not its d_model 2,048 (the preset keeps d_model and
 #: the heads of 128: 16 of them), and 13B's 40 heads of 128 make 5,120, not 5,140 (the preset
@@ -50,6 +59,24 @@ GPT3_TABLE = {
     "gpt3-175b": (96, 96, 12288),
 }
 
+
+def gpt2_shaped(block_size: int, table: dict[str, tuple[int, int, int]]) -> dict[str, dict]:
+    """Presets with GPT-2's blocks (chapters 7 and 8): pre-LN, the scaled residual init and
+    GPT-2's BPE vocabulary, a context of ``block_size``, one per (n_layer, n_head, n_embd)."""
+    return {
+        name: dict(
+            vocab_size=GPT2_VOCAB_SIZE,
+            block_size=block_size,
+            n_layer=n_layer,
+            n_head=n_head,
+            n_embd=n_embd,
+            norm="pre",
+            scaled_residual_init=True,
+        )
+        for name, (n_layer, n_head, n_embd) in table.items()
+    }
+
+
 #: Named sizes: GPT-1, GPT-2 and GPT-3 as published; the book-* ones fit the book's CPU budget.
 PRESETS: dict[str, dict] = {
     "gpt1": dict(vocab_size=40_478, block_size=512, n_layer=12, n_head=12, n_embd=768, norm="post"),
@@ -58,37 +85,8 @@ PRESETS: dict[str, dict] = {
     "book-medium": dict(
         vocab_size=84, block_size=256, n_layer=6, n_head=6, n_embd=384, norm="post"
     ),
-    # GPT-2 (chapter 7): pre-LN, scaled residual init, context 1024, GPT-2's BPE vocabulary
-    **{
-        name: dict(
-            vocab_size=50_257,
-            block_size=1024,
-            n_layer=n_layer,
-            n_head=n_head,
-            n_embd=n_embd,
-            norm="pre",
-            scaled_residual_init=True,
-        )
-        for name, (n_layer, n_head, n_embd) in {
-            "gpt2": (12, 12, 768),
-            "gpt2-medium": (24, 16, 1024),
-            "gpt2-large": (36, 20, 1280),
-            "gpt2-xl": (48, 25, 1600),
-        }.items()
-    },
-    # GPT-3 (chapter 8): GPT-2's blocks, context 2048, the sizes of the paper's Table 2.1
-    **{
-        name: dict(
-            vocab_size=50_257,
-            block_size=2048,
-            n_layer=n_layer,
-            n_head=n_head,
-            n_embd=n_embd,
-            norm="pre",
-            scaled_residual_init=True,
-        )
-        for name, (n_layer, n_head, n_embd) in GPT3_TABLE.items()
-    },
+    **gpt2_shaped(1024, GPT2_TABLE),  # GPT-2 (chapter 7): context 1,024
+    **gpt2_shaped(2048, GPT3_TABLE),  # GPT-3 (chapter 8): the same blocks, context 2,048
 }
 
 

@@ -26,6 +26,13 @@ def param_counts(config: GPTConfig) -> dict[str, int]:
     }
 
 
+def non_embedding(config: GPTConfig) -> int:
+    """Parameters without the token and position tables: the N of Kaplan et al.'s scaling
+    laws (chapter 8), which count only what the blocks compute with."""
+    counts = param_counts(config)
+    return sum(counts.values()) - counts["token embedding"] - counts["position embedding"]
+
+
 def flops_per_token(config: GPTConfig, T: int | None = None, training: bool = True) -> int:
     """FLOPs per token: 2 per weight for the forward pass (a multiply and an add), plus
     attention's scores and weighted sum, 2·L·T·d; training adds the backward pass, twice the

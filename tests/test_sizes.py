@@ -86,3 +86,12 @@ def test_activation_memory_grows_with_tokens_and_layers():
     assert sizes.activation_memory(config, batch_size=2, T=512)["blocks"] == 2 * one["blocks"]
     deeper = GPTConfig.preset("gpt2", n_layer=24)
     assert sizes.activation_memory(deeper, 1, 512)["blocks"] == 2 * one["blocks"]
+
+
+def test_non_embedding_parameters_are_the_blocks_and_the_final_layernorm():
+    config = GPTConfig.preset("gpt2")
+    assert sizes.non_embedding(config) == 12 * (12 * 768**2 + 13 * 768) + 2 * 768
+    assert (
+        sizes.non_embedding(config)
+        == GPT(config).num_params(non_embedding=True) - config.vocab_size * config.n_embd
+    )
