@@ -1,10 +1,11 @@
-"""Attention: scaled dot-product attention, masks, and multi-head self-attention.
+"""Attention: scaled dot-product attention, masks, multi-head self-attention, the KV cache.
 
 Introduced in chapter 4. Each position asks a question (its query), every position
 offers a label (its key) and a content (its value); the output at a position is the
 average of the values, weighted by softmax(q · k / sqrt(d)). Masks decide who may
 look at whom: a causal mask lets position t see positions ≤ t (GPT); banded and
-strided masks keep only some of them (the Sparse Transformer, used by GPT-3).
+strided masks keep only some of them (the Sparse Transformer, used by GPT-3). Chapter 9
+adds the KV cache: the keys and values of the tokens already generated, kept for the next step.
 
 Masks here are boolean, shape (T_q, T_k) or broadcastable to the scores, with
 True meaning "may attend" — the convention of
@@ -24,9 +25,10 @@ from .checks import whole
 BACKENDS = ("naive", "torch")
 
 
-def causal_mask(T: int, device: torch.device | str | None = None) -> torch.Tensor:
-    """(T, T) boolean, True on and below the diagonal: position t sees 0..t."""
-    return torch.ones(T, T, dtype=torch.bool, device=device).tril()
+def causal_mask(T: int, device: torch.device | str | None = None, past: int = 0) -> torch.Tensor:
+    """(T, T) boolean, True on and below the diagonal: position t sees 0..t. With ``past``
+    earlier positions (cached, chapter 9), (T, past + T): query t sees keys 0..past + t."""
+    return torch.ones(T, past + T, dtype=torch.bool, device=device).tril(diagonal=past)
 
 
 def banded_mask(T: int, width: int, device: torch.device | str | None = None) -> torch.Tensor:
@@ -86,7 +88,8 @@ class MultiHeadAttention(nn.Module):
     ``backend="naive"`` uses :func:`scaled_dot_product_attention` above; ``"torch"`` calls
     PyTorch's fused kernels (flash / memory-efficient attention where the device has them).
     Both give the same result. ``causal=True`` applies the causal mask; ``mask`` may add
-    any other boolean (T, T) pattern. (Chapter 9 adds a KV cache for generation.)
+    any other boolean (T, T) pattern. Given a ``cache`` (chapter 9), the keys and values of
+    earlier tokens come from it, and the new ones are added to it.
     """
 
     def __init__(
@@ -129,25 +132,120 @@ class MultiHeadAttention(nn.Module):
         return x.transpose(1, 2).reshape(B, T, H * D)
 
     def forward(
-        self, x: torch.Tensor, mask: torch.Tensor | None = None, return_weights: bool = False
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        return_weights: bool = False,
+        cache: LayerCache | None = None,
     ):
-        """Self-attention over x (B, T, C): (B, T, C), and the weights (B, H, T, T) if asked."""
+        """Self-attention over x (B, T, C): (B, T, C), and the weights (B, H, T, S) if asked,
+        S = T plus the tokens in ``cache``."""
         if x.ndim != 3 or x.shape[-1] != self.n_embd:
             raise ValueError(f"expected input (B, T, {self.n_embd}), got {tuple(x.shape)}")
         T = x.shape[1]
         q, k, v = self.qkv(x).split(self.n_embd, dim=-1)  # (B, T, C) each
         q, k, v = self.split_heads(q), self.split_heads(k), self.split_heads(v)  # (B, H, T, D)
+        past = 0 if cache is None else cache.start
+        if cache is not None:
+            k, v = cache.update(k, v)  # (B, H, S, D): the cached tokens' keys and values too
         p = self.dropout if self.training else 0.0
+        fused = self.backend == "torch" and not return_weights  # flash / fused kernels
+        causal = self.causal and T > 1  # a single new token may see every key before it
+        if causal and (past > 0 or mask is not None or not fused):
+            mask = (
+                causal_mask(T, x.device, past)
+                if mask is None
+                else mask & causal_mask(T, x.device, past)
+            )
+            causal = False
         weights = None
-        if self.backend == "torch" and not return_weights and mask is None:  # flash / fused
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=self.causal)
+        if fused:
+            y = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=mask, dropout_p=p, is_causal=causal
+            )
         else:
-            if self.causal:
-                causal = causal_mask(T, x.device)
-                mask = causal if mask is None else mask & causal
-            if self.backend == "torch" and not return_weights:
-                y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
-            else:
-                y, weights = scaled_dot_product_attention(q, k, v, mask, p, return_weights=True)
+            y, weights = scaled_dot_product_attention(q, k, v, mask, p, return_weights=True)
         out = self.proj(self.merge_heads(y))  # (B, T, C)
         return (out, weights) if return_weights else out
+
+
+# ---------------------------------------------------------------------- the KV cache (chapter 9)
+# Generating token t+1 needs attention over tokens 0..t, but the keys and values of tokens
+# 0..t-1 were computed at the steps before and do not change (the mask stops a token from seeing
+# later ones). The cache keeps them, so each step runs the model on the newest token only: its
+# query meets the cached keys. Memory: 2 (keys and values) · n_layer · T · n_embd numbers per
+# sequence (gptbook.sizes.kv_cache_bytes).
+class KVCache:
+    """Keys and values of ``n_layer`` attention layers for up to ``max_len`` tokens of a batch.
+
+    The tensors (n_layer, B, H, max_len, D) are made at the first :meth:`update`, with the batch,
+    heads, dtype and device of the keys given; ``length`` tokens of each row are filled.
+    """
+
+    def __init__(self, n_layer: int, max_len: int):
+        self.n_layer, self.max_len = whole("n_layer", n_layer), whole("max_len", max_len)
+        self.keys: torch.Tensor | None = None  # (n_layer, B, H, max_len, D) once filled
+        self.values: torch.Tensor | None = None
+        self.length = 0  # tokens cached in every row
+
+    def layer(self, i: int) -> LayerCache:
+        """The view of layer ``i`` that its attention reads and writes."""
+        return LayerCache(self, i)
+
+    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor):
+        """Write the new tokens' keys and values k, v (B, H, T, D) of ``layer`` after the
+        ``length`` cached ones; return every key and value so far, (B, H, length + T, D) each."""
+        end = self.length + k.shape[2]
+        if end > self.max_len:
+            raise ValueError(
+                f"the cache holds {self.max_len} tokens and {end} were asked for: make it with "
+                "max_len large enough for the prompt and every new token"
+            )
+        if self.keys is None:
+            B, H, _, D = k.shape
+            self.keys = k.new_empty(self.n_layer, B, H, self.max_len, D)
+            self.values = v.new_empty(self.n_layer, B, H, self.max_len, v.shape[-1])
+        T = k.shape[2]  # narrow and copy_ in place: no new tensor, no indexing machinery
+        self.keys[layer].narrow(2, self.length, T).copy_(k)
+        self.values[layer].narrow(2, self.length, T).copy_(v)
+        return self.keys[layer].narrow(2, 0, end), self.values[layer].narrow(2, 0, end)
+
+    def advance(self, n: int) -> None:
+        """Count ``n`` more tokens as cached: the model calls this once every layer has them."""
+        self.length += n
+
+    def crop(self, length: int) -> None:
+        """Keep the first ``length`` tokens only (speculative decoding drops rejected drafts)."""
+        if not 0 <= length <= self.length:
+            raise ValueError(f"can keep 0..{self.length} cached tokens, not {length}")
+        self.length = length
+
+    def reorder(self, rows: torch.Tensor) -> None:
+        """Row i of the batch becomes old row ``rows[i]`` (beam search keeps its best beams)."""
+        if self.keys is not None:
+            self.keys = self.keys[:, rows]
+            self.values = self.values[:, rows]
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the cache's tensors take (0 before the first update)."""
+        if self.keys is None:
+            return 0
+        return self.keys.nbytes + self.values.nbytes
+
+
+class LayerCache:
+    """One layer's share of a :class:`KVCache`: where its new tokens start, and their update."""
+
+    __slots__ = ("cache", "index")
+
+    def __init__(self, cache: KVCache, index: int):
+        self.cache, self.index = cache, index
+
+    @property
+    def start(self) -> int:
+        """The position of the first new token: how many are cached already."""
+        return self.cache.length
+
+    def update(self, k: torch.Tensor, v: torch.Tensor):
+        return self.cache.update(self.index, k, v)

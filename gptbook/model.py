@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attention import MultiHeadAttention, banded_mask
+from .attention import KVCache, LayerCache, MultiHeadAttention, banded_mask
 from .checks import id_batch, whole
 from .embeddings import tie_weights
 from .files import atomic_write, read_manifest, write_manifest, write_text
@@ -180,19 +180,20 @@ class Block(nn.Module):
         self.mlp = MLP(config)
         self.drop = nn.Dropout(config.dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, C) -> (B, T, C)
+    def forward(self, x: torch.Tensor, cache: LayerCache | None = None) -> torch.Tensor:
+        # (B, T, C) -> (B, T, C); the cache (chapter 9) holds the earlier tokens' keys and values
         if self.pre_ln:
-            x = x + self.drop(self.attend(self.ln1(x)))
+            x = x + self.drop(self.attend(self.ln1(x), cache=cache))
             return x + self.mlp(self.ln2(x))
-        x = self.ln1(x + self.drop(self.attend(x)))
+        x = self.ln1(x + self.drop(self.attend(x, cache=cache)))
         return self.ln2(x + self.mlp(x))
 
-    def attend(self, x: torch.Tensor, return_weights: bool = False):
+    def attend(self, x: torch.Tensor, return_weights: bool = False, cache=None):
         """The block's attention over x (B, T, C), banded if the block is; with
         ``return_weights``, also its weights (B, H, T, T)."""
-        T = x.shape[1]
-        mask = None if self.band is None else self.band[:T, :T]
-        return self.attn(x, mask=mask, return_weights=return_weights)
+        T, past = x.shape[1], 0 if cache is None else cache.start
+        mask = None if self.band is None else self.band[past : past + T, : past + T]
+        return self.attn(x, mask=mask, return_weights=return_weights, cache=cache)
 
     def attention_weights(self, x: torch.Tensor) -> torch.Tensor:
         """The attention weights (B, H, T, T) this block computes on its input x (B, T, C)."""
@@ -231,18 +232,28 @@ class GPT(nn.Module):
         elif isinstance(module, nn.Embedding):
             nn.init.normal_(module.weight, std=0.02)
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
-        logits = self.lm_head(self.features(idx))  # (B, T, padded V)
+    def forward(
+        self, idx: torch.Tensor, targets: torch.Tensor | None = None, cache: KVCache | None = None
+    ):
+        logits = self.lm_head(self.features(idx, cache))  # (B, T, padded V)
         logits = logits[..., : self.config.vocab_size]  # (B, T, V): the padding cut off
         return logits, None if targets is None else cross_entropy(logits, targets)
 
-    def features(self, idx: torch.Tensor) -> torch.Tensor:
+    def features(self, idx: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
         """The final hidden states (B, T, C): what the output layer scores, and what a
-        fine-tuning head reads (chapter 6)."""
-        x = self.embed(idx)  # (B, T, C)
-        for block in self.blocks:
-            x = block(x)
+        fine-tuning head reads (chapter 6). With a ``cache`` (chapter 9), ``idx`` continues the
+        tokens cached, and is added to them."""
+        start = 0 if cache is None else cache.length
+        x = self.embed(idx, start)  # (B, T, C)
+        for i, block in enumerate(self.blocks):
+            x = block(x, None if cache is None else cache.layer(i))
+        if cache is not None:
+            cache.advance(idx.shape[1])
         return self.ln_f(x)  # (B, T, C)
+
+    def new_cache(self, max_len: int | None = None) -> KVCache:
+        """An empty KV cache for up to ``max_len`` tokens (default ``block_size``): chapter 9."""
+        return KVCache(self.config.n_layer, max_len or self.config.block_size)
 
     @torch.no_grad()
     def attention_weights(self, idx: torch.Tensor) -> list[torch.Tensor]:
@@ -254,18 +265,20 @@ class GPT(nn.Module):
             x = block(x)
         return weights
 
-    def embed(self, idx: torch.Tensor) -> torch.Tensor:
-        """Token plus position embeddings of ``idx`` (B, T), after dropout: (B, T, C)."""
+    def embed(self, idx: torch.Tensor, start: int = 0) -> torch.Tensor:
+        """Token plus position embeddings of ``idx`` (B, T), after dropout: (B, T, C). The
+        tokens sit at positions start..start+T-1 (``start`` > 0 after a KV cache's tokens)."""
         id_batch(idx)
         B, T = idx.shape
-        if T > self.config.block_size:
+        if start + T > self.config.block_size:
             raise ValueError(
-                f"the input has {T} tokens but the context is block_size={self.config.block_size}: "
-                "crop it to the last block_size tokens (sampling.generate does)"
+                f"the input has {start + T} tokens but the context is block_size="
+                f"{self.config.block_size}: crop it to the last block_size tokens "
+                "(sampling.generate does)"
             )
         if not idx.is_cuda and not torch.compiler.is_compiling():
             self._check_ids(idx)  # on a GPU it would stall every step; the embedding checks there
-        return self.drop(self.wte(idx) + self.wpe(T))  # (B, T, C)
+        return self.drop(self.wte(idx) + self.wpe(T, start))  # (B, T, C)
 
     def _check_ids(self, idx: torch.Tensor) -> None:
         V = self.config.vocab_size

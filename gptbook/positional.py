@@ -48,15 +48,16 @@ class LearnedPositional(nn.Module):
         self.table = nn.Embedding(block_size, n_embd)
         nn.init.normal_(self.table.weight, std=0.02)
 
-    def forward(self, T: int) -> torch.Tensor:
-        """The vectors of positions 0..T-1: (T, n_embd)."""
-        if T > self.block_size:
+    def forward(self, T: int, start: int = 0) -> torch.Tensor:
+        """The vectors of positions start..start+T-1: (T, n_embd)."""
+        if start + T > self.block_size:
             raise ValueError(
-                f"position {T - 1} is beyond the learned table (block_size={self.block_size}): "
-                "a learned encoding has no vector for positions it never had; crop the input to "
-                "block_size tokens or build the table with a larger block_size (and train it)"
+                f"position {start + T - 1} is beyond the learned table (block_size="
+                f"{self.block_size}): a learned encoding has no vector for positions it never had; "
+                "crop the input to block_size tokens or build the table with a larger block_size "
+                "(and train it)"
             )
-        return self.table.weight[:T]
+        return self.table.weight[start : start + T]
 
 
 def apply_rope(

@@ -2,10 +2,14 @@
 
 Introduced in chapter 1 in its first form: temperature sampling (temperature 0 is
 greedy decoding). Chapter 9 adds the logits processors (temperature, top-k, top-p, min-p,
-repetition penalty), each a function of the logits.
+repetition penalty), each a function of the logits, decoding with the KV cache
+(:class:`Decoder`, :class:`~gptbook.attention.KVCache`) and beam search.
 """
 
 from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
 
 import torch
 
@@ -22,37 +26,49 @@ def probabilities(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tenso
     return torch.softmax(logits / temperature, dim=-1)
 
 
-def sample_next(
-    logits: torch.Tensor, temperature: float = 1.0, generator: torch.Generator | None = None
-) -> torch.Tensor:
-    """One token per row from logits (B, V): returns ids (B, 1). Temperature 0 takes the argmax."""
-    if temperature == 0:
-        return logits.argmax(dim=-1, keepdim=True)
-    return torch.multinomial(probabilities(logits.float(), temperature), 1, generator=generator)
-
-
-@torch.no_grad()
 def generate(
     model: torch.nn.Module,
     idx: torch.Tensor,
     max_new_tokens: int,
     temperature: float = 1.0,
-    *,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    min_p: float | None = None,
+    repetition_penalty: float | None = None,
+    use_cache: bool = True,
     generator: torch.Generator | None = None,
+    *,
     block_size: int | None = None,
 ) -> torch.Tensor:
     """Extend each row of ``idx`` (B, T) by ``max_new_tokens`` tokens sampled from ``model``.
 
-    Each step runs the model on (at most ``block_size``, default ``model.block_size``)
-    last tokens, takes the logits of the last position, samples one token and
-    appends it: one model call per new token, each waiting for the one before.
-    Returns (B, T + max_new_tokens).
+    Each step asks the model for the next token's logits, reshapes them with the processors
+    (:class:`Sampler`), samples one token and appends it: one model call per new token, each
+    waiting for the one before. The model reads at most ``block_size`` (default
+    ``model.block_size``) last tokens; with ``use_cache`` it runs on the new token alone and
+    reads the others' keys and values from its KV cache (chapter 9). Returns
+    (B, T + max_new_tokens).
     """
+    choose = Sampler(temperature, top_k, top_p, min_p, repetition_penalty)
+    context = prompt_context(model, idx, max_new_tokens, block_size)
+    length = idx.shape[1] + max_new_tokens
+    step = Decoder(model, use_cache, min(length, context or length), context)
+    with torch.inference_mode():  # no autograd bookkeeping at all: faster than no_grad
+        for _ in range(max_new_tokens):
+            logits = step(idx)[:, -1]  # (B, V): the next token's logits
+            idx = torch.cat([idx, choose(logits, idx, generator)], dim=1)  # (B, T + 1)
+    return idx.clone()  # an ordinary tensor again, which training may use (inference ones not)
+
+
+def prompt_context(
+    model: torch.nn.Module, idx: torch.Tensor, max_new_tokens: int, block_size: int | None = None
+) -> int | None:
+    """Check a generation's arguments; return the context it conditions on (``block_size``, or
+    the model's), warning when the prompt is longer: only its last tokens are read."""
     id_batch(idx)
     if idx.shape[1] == 0:
         raise ValueError("idx needs at least one token per row to condition on (e.g. a newline)")
-    if max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens must be ≥ 0, got {max_new_tokens}")
+    whole("max_new_tokens", max_new_tokens, least=0)
     largest = getattr(model, "block_size", None)
     if block_size is not None:
         whole("block_size", block_size)
@@ -62,12 +78,62 @@ def generate(
                 "leave it out to use the model's own"
             )
     context = block_size or largest
-    for _ in range(max_new_tokens):
-        window = idx if context is None else idx[:, -context:]  # (B, ≤ block_size)
-        logits, _ = model(window)  # (B, T, V)
-        next_id = sample_next(logits[:, -1, :], temperature, generator)  # (B, 1)
-        idx = torch.cat([idx, next_id], dim=1)
-    return idx
+    if context is not None and idx.shape[1] > context and hasattr(model, "new_cache"):
+        warnings.warn(
+            f"the prompt has {idx.shape[1]} tokens and the model reads {context}: the first "
+            f"{idx.shape[1] - context} do not condition the output (crop the prompt to silence "
+            "this)",
+            stacklevel=3,
+        )
+    return context
+
+
+class Decoder:
+    """Next-token logits for sequences that grow: ``Decoder(model)(idx)`` runs ``model`` on what
+    it has not seen yet of ``idx`` (B, T), its earlier tokens read from the model's KV cache of
+    ``max_len`` tokens (default: its ``block_size``); ``context`` caps what the model reads.
+
+    A model without a cache (chapter 1's n-grams), or ``use_cache=False``, is run on the last
+    ``block_size`` tokens at every call. Past ``block_size`` tokens the cache cannot help a model
+    with learned positions (every token's position shifts when the window slides), so each call
+    then runs on the window too: cached and uncached decoding give the same tokens throughout.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        use_cache: bool = True,
+        max_len: int | None = None,
+        context: int | None = None,
+    ):
+        self.model = model
+        self.context: int | None = context or getattr(model, "block_size", None)
+        has_cache = use_cache and hasattr(model, "new_cache")
+        self.cache = model.new_cache(max_len) if has_cache else None  # attention.KVCache
+
+    def __call__(self, idx: torch.Tensor, last: int = 1) -> torch.Tensor:
+        """The logits (B, last, V) that the model gives at the last ``last`` positions of ``idx``.
+
+        ``idx`` must begin with the tokens cached so far (the ones of the call before, less any
+        dropped with :meth:`rewind`)."""
+        cache, T = self.cache, idx.shape[1]
+        if cache is None or T > cache.max_len:  # the window, computed whole
+            window = idx if self.context is None else idx[:, -(self.context + last - 1) :]
+            return self.model(window)[0][:, -last:]
+        start = min(cache.length, T - last)  # the first token the model has not seen
+        cache.crop(start)
+        logits, _ = self.model(idx[:, start:], cache=cache)  # (B, T - start, V)
+        return logits[:, -last:]
+
+    def rewind(self, length: int) -> None:
+        """Forget every cached token from position ``length`` on."""
+        if self.cache is not None:
+            self.cache.crop(min(length, self.cache.length))
+
+    def reorder(self, rows: torch.Tensor) -> None:
+        """Row i continues old row ``rows[i]``: see :meth:`gptbook.attention.KVCache.reorder`."""
+        if self.cache is not None:
+            self.cache.reorder(rows)
 
 
 # ---------------------------------------------------------------------- logits processors
@@ -123,3 +189,111 @@ def repetition_penalty(logits: torch.Tensor, ids: torch.Tensor, penalty: float) 
     seen = logits.gather(-1, ids)
     seen = torch.where(seen < 0, seen * penalty, seen / penalty)
     return logits.scatter(-1, ids, seen)
+
+
+@dataclass(frozen=True)
+class Sampler:
+    """How the next token is chosen (chapter 9): the logits processors in the order
+    transformers applies them (repetition penalty, temperature, top-k, top-p, min-p), then one
+    draw from the softmax; temperature 0 takes the argmax (greedy decoding). ``None`` leaves a
+    processor out."""
+
+    temperature: float = 1.0
+    top_k: int | None = None
+    top_p: float | None = None
+    min_p: float | None = None
+    repetition_penalty: float | None = None
+
+    def __post_init__(self):  # each processor checks its own setting, before the first token
+        probe = torch.zeros(1, 2)
+        temperature(probe, self.temperature)
+        for cut, setting in ((top_k, self.top_k), (top_p, self.top_p), (min_p, self.min_p)):
+            if setting is not None:
+                cut(probe, setting)
+        if self.repetition_penalty is not None:
+            repetition_penalty(probe, torch.zeros(1, 1, dtype=torch.long), self.repetition_penalty)
+
+    def logits(self, logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        """The processed logits (B, V), given the tokens so far ``ids`` (B, T)."""
+        if self.repetition_penalty is not None:
+            logits = repetition_penalty(logits, ids, self.repetition_penalty)
+        logits = temperature(logits, self.temperature)
+        if self.temperature == 0:  # one token left: no cut can change the choice
+            return logits
+        if self.top_k is not None:
+            logits = top_k(logits, self.top_k)
+        if self.top_p is not None:
+            logits = top_p(logits, self.top_p)
+        if self.min_p is not None:
+            logits = min_p(logits, self.min_p)
+        return logits
+
+    def __call__(
+        self, logits: torch.Tensor, ids: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """The next token of each row, (B, 1), from the logits (B, V)."""
+        if self.temperature == 0 and self.repetition_penalty is None:  # greedy: the argmax alone
+            return logits.argmax(-1, keepdim=True)
+        logits = self.logits(logits.float(), ids)
+        if self.temperature == 0:
+            return logits.argmax(-1, keepdim=True)
+        return torch.multinomial(logits.softmax(-1), 1, generator=generator)
+
+
+# ---------------------------------------------------------------------- beam search
+@torch.no_grad()
+def beam_search(
+    model: torch.nn.Module,
+    idx: torch.Tensor,
+    max_new_tokens: int,
+    num_beams: int,
+    length_penalty: float = 1.0,
+    eos_token_id: int | None = None,
+    use_cache: bool = True,
+) -> torch.Tensor:
+    """The likeliest continuation of ``idx`` (1, T) that a beam search finds: (1, T + n), with
+    n ≤ ``max_new_tokens`` (chapter 9).
+
+    Each step extends the ``num_beams`` best partial sequences by every token and keeps the
+    ``num_beams`` best by total log-probability. A sequence ends at ``eos_token_id`` or after
+    ``max_new_tokens`` tokens, scored by its log-probability divided by (new tokens) **
+    ``length_penalty``: 0 favours the shortest endings, larger values longer ones. The search
+    stops once no open beam can beat the ``num_beams`` finished ones. These are transformers'
+    conventions (its default ``early_stopping=False``); one beam is greedy decoding.
+    """
+    if idx.ndim != 2 or idx.shape[0] != 1:
+        raise ValueError(
+            f"beam_search continues one prompt: idx must be (1, T), got {tuple(idx.shape)}"
+        )
+    context = prompt_context(model, idx, max_new_tokens)
+    whole("num_beams", num_beams)
+    beams = idx.expand(num_beams, -1)  # (K, T)
+    scores = torch.full((num_beams,), float("-inf"))
+    scores[0] = 0.0  # the beams start as one: the first step extends only one of them
+    finished: list[tuple[float, torch.Tensor]] = []  # (score, sequence): the best num_beams
+    length = idx.shape[1] + max_new_tokens
+    step = Decoder(model, use_cache, min(length, context or length), context)
+    for n in range(1, max_new_tokens + 1):
+        logprobs = step(beams)[:, -1].float().log_softmax(-1)  # (K, V)
+        V = logprobs.shape[-1]
+        total = (scores[:, None] + logprobs).flatten()  # (K·V): every beam × every token
+        best, where = total.topk(min(2 * num_beams, total.numel()))  # spares for beams that end
+        rows, tokens = where // V, where % V
+        keep = []
+        for rank, (row, token) in enumerate(zip(rows.tolist(), tokens.tolist())):
+            if token == eos_token_id or n == max_new_tokens:
+                if rank < num_beams:  # an ending ranked below the open beams is dropped
+                    ending = torch.cat([beams[row], tokens[rank : rank + 1]])
+                    finished.append((best[rank].item() / n**length_penalty, ending))
+            elif len(keep) < num_beams:
+                keep.append(rank)
+        finished = sorted(finished, key=lambda f: f[0], reverse=True)[:num_beams]
+        if n == max_new_tokens:
+            break
+        keep = torch.tensor(keep)
+        beams = torch.cat([beams[rows[keep]], tokens[keep, None]], dim=1)  # (K, T + n)
+        scores = best[keep]
+        step.reorder(rows[keep])
+        if len(finished) == num_beams and scores[0].item() / n**length_penalty <= finished[-1][0]:
+            break  # the best open beam, even if it ended now, would not make the list
+    return finished[0][1][None]

@@ -89,3 +89,12 @@ def activation_memory(config: GPTConfig, batch_size: int = 1, T: int | None = No
         "blocks": FLOAT32 * (tokens * config.n_layer * per_token_block + n_banded * T * T),
         "output": FLOAT32 * (tokens * per_token_output + 1),  # + the loss's normaliser
     }
+
+
+def kv_cache_bytes(
+    config: GPTConfig, T: int | None = None, batch_size: int = 1, bytes_per_element: int = 2
+) -> int:
+    """Bytes a KV cache takes (chapter 9): keys and values, 2 · n_layer · T · n_embd numbers
+    per sequence, at ``T`` = block_size unless given; 2 bytes each in bf16 or fp16."""
+    T = config.block_size if T is None else T
+    return 2 * config.n_layer * T * config.n_embd * batch_size * bytes_per_element

@@ -153,3 +153,20 @@ def test_bpe_benchmark_compares_with_hugging_face_and_tiktoken():
         "2,000 letters, no whitespace",
     ], out
     assert rows[0][1] == "1.0" and "vocabulary 300" in out and "tokenizers " in out
+
+
+def test_generate_benchmark_prints_a_row_per_setting():
+    args = ["--preset", "book-tiny", "--prompt", "4", "--new", "4", "--batches", "1", "2"]
+    out = subprocess.run(
+        [sys.executable, ROOT / "benchmarks" / "generate.py", *args, "--repeats", "1"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rows = re.findall(
+        r"^\| (\d) \| (yes|no) \| (greedy|sampled) \| [\d,]+ \| [\d,]+ \| \d+\.\d\d \|$", out, re.M
+    )
+    assert len(rows) == 8, out
+    assert {(b, c, d) for b, c, d in rows} == {
+        (b, c, d) for b in "12" for c in ("yes", "no") for d in ("greedy", "sampled")
+    }
