@@ -1,7 +1,8 @@
 """Speculative decoding: a cheap draft proposes, the target verifies in one call.
 
 Introduced in chapter 1 as the bridge between autoregressive and parallel
-generation; chapter 9 makes it fast for Transformers (KV cache, batches).
+generation; chapter 9 makes it fast for Transformers (a KV cache in each model) and measures
+it.
 
 A draft model q proposes ``gamma`` tokens one at a time (cheap calls). The target
 model p then scores all of them in **one** call. Each draft token x is accepted
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .sampling import probabilities
+from .sampling import Decoder, probabilities, prompt_context
 
 
 def acceptance(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
@@ -45,24 +46,84 @@ class SpeculativeStats:
     draft_calls: int = 0
     proposed: int = 0
     accepted: int = 0
+    rejected: int = 0  # steps that ended on a rejected draft token
     new_tokens: int = 0
 
     @property
     def acceptance_rate(self) -> float:
+        """The share of draft tokens kept."""
         return self.accepted / max(self.proposed, 1)
+
+    @property
+    def alpha(self) -> float:
+        """The chance that a draft token is accepted, α, estimated from the tokens tested: a step
+        tests its drafts up to the first rejection, and those after it are never tested."""
+        return self.accepted / max(self.accepted + self.rejected, 1)
 
     @property
     def tokens_per_target_call(self) -> float:
         return self.new_tokens / max(self.target_calls, 1)
 
 
-def _next_probs(model, idx: torch.Tensor, last: int, temperature: float) -> torch.Tensor:
-    """The model's next-token probabilities at the last ``last`` positions of idx (1, T):
-    (last, V)."""
-    context = getattr(model, "block_size", None)
-    window = idx if context is None else idx[:, -(context + last - 1) :]
-    logits, _ = model(window)  # (1, T', V)
-    return probabilities(logits[0, -last:].float(), temperature)
+def expected_tokens(alpha: float, gamma: int) -> float:
+    """Tokens per target call that γ drafts give when each is accepted with chance α
+    (Leviathan et al., 2023): 1 + α + … + α^γ = (1 - α^(γ+1)) / (1 - α)."""
+    return sum(alpha**i for i in range(gamma + 1))
+
+
+def expected_speedup(alpha: float, gamma: int, cost: float) -> float:
+    """The wall-time speed-up over plain decoding when a draft call costs ``cost`` target
+    calls: expected tokens per step over the step's cost, γ·cost + 1 (Leviathan et al.)."""
+    return expected_tokens(alpha, gamma) / (gamma * cost + 1)
+
+
+def verify(
+    ps: torch.Tensor, qs: torch.Tensor, drafted: torch.Tensor, uniforms: torch.Tensor
+) -> tuple[int, torch.Tensor]:
+    """One verification step (chapter 9): how many of the ``drafted`` tokens (γ,) survive, and
+    the distribution (V,) of the token that comes after them.
+
+    ``ps`` (γ + 1, V) are the target's probabilities at each drafted position and one more,
+    ``qs`` (γ, V) the draft's, ``uniforms`` (γ,) one number in [0, 1) per draft token. Token i
+    is accepted if its number is below min(1, p/q); the first one that is not ends the step,
+    and the next token is drawn from the residual there. If all γ pass, it is drawn from the
+    target's own last row: a bonus token.
+    """
+    n = 0
+    for i, token in enumerate(drafted.tolist()):
+        if uniforms[i] >= acceptance(ps[i], qs[i])[token]:
+            break
+        n += 1
+    return n, residual(ps[n], qs[n]) if n < len(drafted) else ps[n]
+
+
+def chi_square(
+    counts: torch.Tensor, probs: torch.Tensor, min_expected: float = 5.0
+) -> tuple[float, int, float]:
+    """Pearson's chi-square test that ``counts`` (K,) were drawn from ``probs`` (K,): the
+    statistic, its degrees of freedom and the p-value (chapter 9 checks that speculative
+    decoding samples the target's distribution).
+
+    Outcomes expected fewer than ``min_expected`` times are pooled into one, as the test's
+    approximation needs; outcomes that are impossible and never seen are left out.
+    """
+    counts, probs = counts.double().flatten(), probs.double().flatten()
+    if counts.shape != probs.shape:
+        raise ValueError(
+            f"counts and probs need one entry per outcome: {counts.shape}, {probs.shape}"
+        )
+    expected = probs / probs.sum() * counts.sum()
+    small = expected < min_expected
+    observed = torch.cat([counts[~small], counts[small].sum()[None]])
+    expected = torch.cat([expected[~small], expected[small].sum()[None]])
+    seen = (expected > 0) | (observed > 0)
+    observed, expected = observed[seen], expected[seen]
+    statistic = ((observed - expected) ** 2 / expected).sum()  # inf if the impossible happened
+    dof = len(observed) - 1
+    if dof < 1:
+        raise ValueError("the test needs two outcomes or more with enough expected counts")
+    p = torch.special.gammaincc(torch.tensor(dof / 2, dtype=torch.float64), statistic / 2)
+    return statistic.item(), dof, p.item()
 
 
 @torch.no_grad()
@@ -74,41 +135,56 @@ def speculative_generate(
     gamma: int = 4,
     temperature: float = 1.0,
     generator: torch.Generator | None = None,
+    use_cache: bool = True,
 ) -> tuple[torch.Tensor, SpeculativeStats]:
     """Extend ``idx`` (1, T) by ``max_new_tokens`` tokens distributed exactly as ``target``'s.
 
+    Both models keep KV caches (``use_cache``, chapter 9): the draft's rejected tokens are
+    dropped from them after each step. At temperature 0 the output is the target's greedy one.
     Returns the ids (1, T + max_new_tokens) and the :class:`SpeculativeStats` of the run.
     """
     if idx.ndim != 2 or idx.shape[0] != 1:
         raise ValueError(
             f"speculative_generate decodes one sequence: idx must be (1, T), got {tuple(idx.shape)}"
         )
-    if gamma < 1:
-        raise ValueError(f"gamma (draft tokens per step) must be ≥ 1, got {gamma}")
+    if isinstance(gamma, bool) or not isinstance(gamma, int) or gamma < 1:
+        raise ValueError(f"gamma (draft tokens per step) must be a whole number ≥ 1, got {gamma!r}")
+    probabilities(idx.new_zeros(1).float(), temperature)  # checks the temperature
+    length = idx.shape[1] + max_new_tokens + gamma  # the longest proposal, and one more
+    for name, model in (("target", target), ("draft", draft)):
+        context = prompt_context(model, idx, max_new_tokens)
+        if hasattr(model, "new_cache") and length - 1 > context:
+            raise ValueError(
+                f"the {name} reads {context} tokens, and a step scores the prompt, the new tokens "
+                f"and gamma drafts: {idx.shape[1]} + {max_new_tokens} + {gamma} do not fit; crop "
+                "the prompt or ask for fewer tokens"
+            )
+    target_step = Decoder(target, use_cache, length)
+    draft_step = Decoder(draft, use_cache, length)
     stats, start = SpeculativeStats(), idx.shape[1]
     while idx.shape[1] - start < max_new_tokens:
         # 1. The draft proposes gamma tokens, one call each.
         proposal, qs = idx, []
         for _ in range(gamma):
-            q = _next_probs(draft, proposal, 1, temperature)[0]  # (V,)
+            q = probabilities(draft_step(proposal)[0, -1].float(), temperature)  # (V,)
             token = torch.multinomial(q, 1, generator=generator)  # (1,)
             proposal, qs = torch.cat([proposal, token[None]], dim=1), qs + [q]
         stats.draft_calls += gamma
         # 2. The target scores every proposed position, and one more, in one call.
-        ps = _next_probs(target, proposal, gamma + 1, temperature)  # (gamma + 1, V)
+        ps = probabilities(target_step(proposal, gamma + 1)[0].float(), temperature)  # (γ + 1, V)
         stats.target_calls += 1
         # 3. Accept draft tokens left to right; the first rejection is resampled from the residual.
         drafted = proposal[0, idx.shape[1] :]  # (gamma,)
-        n_ok = 0
-        for i, token in enumerate(drafted.tolist()):
-            if torch.rand(1, generator=generator).item() >= acceptance(ps[i], qs[i])[token]:
-                break
-            n_ok += 1
-        fix = residual(ps[n_ok], qs[n_ok]) if n_ok < gamma else ps[gamma]
+        uniforms = torch.rand(gamma, generator=generator)  # (gamma,)
+        n_ok, fix = verify(ps, torch.stack(qs), drafted, uniforms)
         extra = torch.multinomial(fix, 1, generator=generator)  # (1,)
+        kept = idx.shape[1] + n_ok  # the tokens both caches may keep
         idx = torch.cat([idx, drafted[None, :n_ok], extra[None]], dim=1)
+        target_step.rewind(kept)
+        draft_step.rewind(kept)
         stats.proposed += gamma
         stats.accepted += n_ok
+        stats.rejected += n_ok < gamma
     idx = idx[:, : start + max_new_tokens]
     stats.new_tokens = max_new_tokens
     return idx, stats

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gptbook import bigram, nar, speculative
+from gptbook import bigram, nar, sampling, speculative
+from gptbook.model import GPT, GPTConfig
 
 
 def test_words_and_encoding():
@@ -130,3 +131,107 @@ def test_speculative_bad_input():
         speculative.speculative_generate(
             target, draft, torch.zeros(1, 1, dtype=torch.long), 3, gamma=0
         )
+
+
+# ------------------------------------------------------------ with Transformers (chapter 9)
+def _gpts():
+    config = GPTConfig(vocab_size=5, block_size=16, n_layer=1, n_head=2, n_embd=8, dropout=0)
+    torch.manual_seed(0)
+    target, draft = GPT(config).eval(), GPT(config).eval()
+    with torch.no_grad():  # distributions far from uniform, and far from each other
+        target.wte.weight.mul_(60)
+        draft.wte.weight.mul_(30)
+    return target, draft
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_speculative_gpt_samples_the_target_distribution_chi_square(temperature):
+    target, draft = _gpts()
+    prompt, g, n = torch.tensor([[1, 3]]), torch.Generator().manual_seed(0), 1500
+    pairs = torch.stack(
+        [
+            speculative.speculative_generate(
+                target, draft, prompt, 2, gamma=2, temperature=temperature, generator=g
+            )[0][0, -2:]
+            for _ in range(n)
+        ]
+    )
+    counts = torch.bincount(pairs[:, 0] * 5 + pairs[:, 1], minlength=25).double()
+
+    def joint(model):  # (25,): p(x1) p(x2 | x1) after the prompt
+        with torch.no_grad():
+            first = (model(prompt)[0][0, -1] / temperature).softmax(-1)
+            ext = torch.cat([prompt.expand(5, -1), torch.arange(5)[:, None]], 1)
+            second = (model(ext)[0][:, -1] / temperature).softmax(-1)
+        return (first[:, None] * second).flatten().double()
+
+    assert speculative.chi_square(counts, joint(target))[2] > 1e-3
+    assert (
+        speculative.chi_square(counts, joint(draft))[2] < 1e-6
+    )  # the test can tell the draft from the target
+
+
+def test_speculative_gpt_greedy_is_the_target_greedy_and_the_caches_agree():
+    target, draft = _gpts()
+    prompt = torch.tensor([[1, 3, 2]])
+    greedy = sampling.generate(target, prompt, 10, temperature=0)
+    for use_cache in (True, False):
+        out, stats = speculative.speculative_generate(
+            target, draft, prompt, 10, gamma=3, temperature=0, use_cache=use_cache
+        )
+        assert torch.equal(out, greedy)
+        assert stats.rejected <= stats.target_calls and 0 <= stats.alpha <= 1
+    a = speculative.speculative_generate(
+        target, draft, prompt, 10, 3, generator=torch.Generator().manual_seed(4)
+    )
+    b = speculative.speculative_generate(
+        target, draft, prompt, 10, 3, generator=torch.Generator().manual_seed(4), use_cache=False
+    )
+    assert torch.equal(a[0], b[0])
+
+
+def test_speculative_gpt_needs_room_for_the_drafts():
+    target, draft = _gpts()
+    with pytest.raises(ValueError, match="the target reads 16 tokens.*crop the prompt"):
+        speculative.speculative_generate(
+            target, draft, torch.zeros(1, 10, dtype=torch.long), 5, gamma=3
+        )
+
+
+def test_expected_tokens_and_speedup():
+    assert speculative.expected_tokens(0.0, 4) == 1
+    assert speculative.expected_tokens(1.0, 4) == 5
+    assert speculative.expected_tokens(0.5, 2) == pytest.approx((1 - 0.5**3) / 0.5)
+    assert speculative.expected_speedup(0.5, 2, cost=0.0) == pytest.approx(1.75)
+    assert speculative.expected_speedup(0.8, 4, cost=0.1) == pytest.approx((1 - 0.8**5) / 0.2 / 1.4)
+
+
+def test_chi_square_equals_scipy_and_pools_rare_outcomes():
+    stats = pytest.importorskip("scipy.stats")
+    counts = torch.tensor([30.0, 52, 18, 0, 100])
+    probs = torch.tensor([0.15, 0.25, 0.1, 0.0, 0.5])
+    statistic, dof, p = speculative.chi_square(counts, probs)
+    want = stats.chisquare([30, 52, 18, 100], [30, 50, 20, 100])  # the impossible cell left out
+    assert (
+        dof == 3 and statistic == pytest.approx(want.statistic) and p == pytest.approx(want.pvalue)
+    )
+    # two outcomes expected 2 and 3 times (of 200) are pooled into one expected 5 times
+    counts = torch.tensor([95.0, 100, 1, 4])
+    statistic, dof, p = speculative.chi_square(counts, torch.tensor([0.475, 0.5, 0.01, 0.015]))
+    want = stats.chisquare([95, 100, 5], [95, 100, 5])
+    assert dof == 2 and p == pytest.approx(want.pvalue)
+    assert speculative.chi_square(torch.tensor([5.0, 5, 1]), torch.tensor([0.5, 0.5, 0]))[2] == 0
+    with pytest.raises(ValueError, match="one entry per outcome"):
+        speculative.chi_square(torch.ones(3), torch.ones(4))
+
+
+def test_verify_accepts_up_to_the_first_rejection():
+    p = torch.tensor([[0.5, 0.5, 0.0], [0.2, 0.8, 0.0], [0.1, 0.1, 0.8]])  # (γ + 1, V)
+    q = torch.tensor([[0.25, 0.75, 0.0], [0.5, 0.5, 0.0]])  # (γ, V)
+    drafted = torch.tensor([1, 0])  # accepted with chance 2/3, then 2/5
+    n, after = speculative.verify(p, q, drafted, torch.tensor([0.6, 0.3]))
+    assert n == 2 and torch.equal(after, p[2])  # both pass: the bonus token from p's last row
+    n, after = speculative.verify(p, q, drafted, torch.tensor([0.6, 0.5]))
+    assert n == 1 and torch.allclose(after, torch.tensor([0.0, 1.0, 0.0]))  # norm(max(p - q, 0))
+    n, after = speculative.verify(p, q, drafted, torch.tensor([0.7, 0.0]))
+    assert n == 0 and torch.allclose(after, torch.tensor([1.0, 0.0, 0.0]))
