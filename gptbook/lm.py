@@ -111,6 +111,16 @@ def evaluate(model, ids: torch.Tensor, block_size: int = 256, batch_size: int = 
     return total / count
 
 
+@torch.no_grad()
+def token_logprobs(model, ids: torch.Tensor) -> torch.Tensor:
+    """log p(ids[:, t] | ids[:, :t]) for t = 1 … T-1, from one forward pass: (B, T - 1).
+
+    Chapter 9 scores generated samples with it (how likely the model finds its own text);
+    ``ids`` (B, T) must fit in the model's context."""
+    logits, _ = model(ids[:, :-1])  # (B, T - 1, V): position t - 1 predicts token t
+    return log_softmax(logits.float()).gather(-1, ids[:, 1:, None]).squeeze(-1)
+
+
 def fit(
     model: torch.nn.Module, batches, steps: int, lr: float = 3e-3, weight_decay: float = 0.0
 ) -> list[float]:
