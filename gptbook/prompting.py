@@ -255,6 +255,7 @@ def complete(model, tokenizer, prompt: str, max_new_tokens: int) -> str:
 
     device = next(model.parameters()).device
     idx = torch.tensor([tokenizer.encode(prompt)], device=device)  # (1, T)
+    idx = idx[:, -model.block_size :]  # its end: what the model can read
     was_training = model.training
     model.eval()
     out = generate(model, idx, max_new_tokens, temperature=0)

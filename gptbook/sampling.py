@@ -268,7 +268,7 @@ def beam_search(
     context = prompt_context(model, idx, max_new_tokens)
     whole("num_beams", num_beams)
     beams = idx.expand(num_beams, -1)  # (K, T)
-    scores = torch.full((num_beams,), float("-inf"))
+    scores = torch.full((num_beams,), float("-inf"), device=idx.device)
     scores[0] = 0.0  # the beams start as one: the first step extends only one of them
     finished: list[tuple[float, torch.Tensor]] = []  # (score, sequence): the best num_beams
     length = idx.shape[1] + max_new_tokens
@@ -290,7 +290,7 @@ def beam_search(
         finished = sorted(finished, key=lambda f: f[0], reverse=True)[:num_beams]
         if n == max_new_tokens:
             break
-        keep = torch.tensor(keep)
+        keep = torch.tensor(keep, device=idx.device)
         beams = torch.cat([beams[rows[keep]], tokens[keep, None]], dim=1)  # (K, T + n)
         scores = best[keep]
         step.reorder(rows[keep])

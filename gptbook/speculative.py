@@ -89,12 +89,12 @@ def verify(
     and the next token is drawn from the residual there. If all γ pass, it is drawn from the
     target's own last row: a bonus token.
     """
-    n = 0
-    for i, token in enumerate(drafted.tolist()):
-        if uniforms[i] >= acceptance(ps[i], qs[i])[token]:
-            break
-        n += 1
-    return n, residual(ps[n], qs[n]) if n < len(drafted) else ps[n]
+    gamma = len(drafted)
+    p_x = ps[:gamma].gather(-1, drafted[:, None])[:, 0]  # (γ,): p of each draft token
+    q_x = qs.gather(-1, drafted[:, None])[:, 0]  # (γ,): q of each draft token
+    passed = uniforms < acceptance(p_x, q_x)  # (γ,): each token's own test
+    n = int(passed.int().cumprod(0).sum())  # the tests passed before the first failure
+    return n, residual(ps[n], qs[n]) if n < gamma else ps[n]
 
 
 def chi_square(
@@ -126,7 +126,6 @@ def chi_square(
     return statistic.item(), dof, p.item()
 
 
-@torch.no_grad()
 def speculative_generate(
     target,
     draft,
@@ -159,32 +158,33 @@ def speculative_generate(
                 f"and gamma drafts: {idx.shape[1]} + {max_new_tokens} + {gamma} do not fit; crop "
                 "the prompt or ask for fewer tokens"
             )
-    target_step = Decoder(target, use_cache, length)
-    draft_step = Decoder(draft, use_cache, length)
-    stats, start = SpeculativeStats(), idx.shape[1]
-    while idx.shape[1] - start < max_new_tokens:
-        # 1. The draft proposes gamma tokens, one call each.
-        proposal, qs = idx, []
-        for _ in range(gamma):
-            q = probabilities(draft_step(proposal)[0, -1].float(), temperature)  # (V,)
-            token = torch.multinomial(q, 1, generator=generator)  # (1,)
-            proposal, qs = torch.cat([proposal, token[None]], dim=1), qs + [q]
-        stats.draft_calls += gamma
-        # 2. The target scores every proposed position, and one more, in one call.
-        ps = probabilities(target_step(proposal, gamma + 1)[0].float(), temperature)  # (γ + 1, V)
-        stats.target_calls += 1
-        # 3. Accept draft tokens left to right; the first rejection is resampled from the residual.
-        drafted = proposal[0, idx.shape[1] :]  # (gamma,)
-        uniforms = torch.rand(gamma, generator=generator)  # (gamma,)
-        n_ok, fix = verify(ps, torch.stack(qs), drafted, uniforms)
-        extra = torch.multinomial(fix, 1, generator=generator)  # (1,)
-        kept = idx.shape[1] + n_ok  # the tokens both caches may keep
-        idx = torch.cat([idx, drafted[None, :n_ok], extra[None]], dim=1)
-        target_step.rewind(kept)
-        draft_step.rewind(kept)
-        stats.proposed += gamma
-        stats.accepted += n_ok
-        stats.rejected += n_ok < gamma
-    idx = idx[:, : start + max_new_tokens]
+    with torch.inference_mode():  # no autograd bookkeeping: faster than no_grad
+        target_step = Decoder(target, use_cache, length)
+        draft_step = Decoder(draft, use_cache, length)
+        stats, start = SpeculativeStats(), idx.shape[1]
+        while idx.shape[1] - start < max_new_tokens:
+            # 1. The draft proposes gamma tokens, one call each.
+            proposal, qs = idx, []
+            for _ in range(gamma):
+                q = probabilities(draft_step(proposal)[0, -1].float(), temperature)  # (V,)
+                token = torch.multinomial(q, 1, generator=generator)  # (1,)
+                proposal, qs = torch.cat([proposal, token[None]], dim=1), qs + [q]
+            stats.draft_calls += gamma
+            # 2. The target scores every proposed position, and one more, in one call.
+            logits = target_step(proposal, gamma + 1)[0].float()  # (γ + 1, V)
+            ps = probabilities(logits, temperature)
+            stats.target_calls += 1
+            # 3. Accept drafts left to right; the first rejection is resampled from the residual.
+            drafted = proposal[0, idx.shape[1] :]  # (gamma,)
+            uniforms = torch.rand(gamma, generator=generator, device=idx.device)  # (gamma,)
+            n_ok, fix = verify(ps, torch.stack(qs), drafted, uniforms)
+            extra = torch.multinomial(fix, 1, generator=generator)  # (1,)
+            kept = idx.shape[1] + n_ok  # the tokens both caches may keep
+            idx = torch.cat([idx, drafted[None, :n_ok], extra[None]], dim=1)
+            target_step.rewind(kept)
+            draft_step.rewind(kept)
+            stats.proposed += gamma
+            stats.accepted += n_ok
+            stats.rejected += n_ok < gamma
     stats.new_tokens = max_new_tokens
-    return idx, stats
+    return idx[:, : start + max_new_tokens].clone(), stats  # an ordinary tensor, as generate's
