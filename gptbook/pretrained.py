@@ -11,7 +11,9 @@ to any of them trains a new one instead of loading a stale one.
     pretrained.history("ladder-3")   # the losses of its training run, kept with the model
 
 Chapter 8 adds a scaling ladder, ``ladder-1`` … ``ladder-5``: one shape at five widths
-(:data:`LADDER_WIDTHS`), trained alike, whose losses against size and compute it fits.
+(:data:`LADDER_WIDTHS`), trained alike, whose losses against size and compute it fits. Chapter 9
+adds ``draft``, a shallow, narrow model of the same characters: the cheap draft of speculative
+decoding, with the ``char`` model as its target.
 """
 
 from __future__ import annotations
@@ -69,6 +71,16 @@ SPECS = {
                 micro_batch_size=16,
             ),
         ),  # 4 micro-batches: fits a 16 GB T4
+    },
+    "draft": {  # chapter 9's draft for speculative decoding: the char model's data, fewer layers
+        "quick": dict(
+            model=dict(preset="book-tiny", n_layer=1, n_embd=32, dropout=0.0),
+            train=dict(max_steps=1500, batch_size=32, lr=3e-3, warmup_steps=100, eval_interval=250),
+        ),
+        "full": dict(
+            model=dict(preset="book-medium", n_layer=2, n_head=4, n_embd=128, dropout=0.1),
+            train=dict(max_steps=5000, batch_size=64, lr=1e-3, warmup_steps=200, eval_interval=500),
+        ),
     },
 }
 

@@ -266,6 +266,41 @@ def minhash_similarity(a, b, perms):
     return (perms[:, a].min(1).values == perms[:, b].min(1).values).float().mean()
 
 
+def top_k_filter(logits, k, keep=0, removed=float("-inf")):
+    kth = logits.topk(k, dim=-1).values[..., -1:]
+    if keep:  # a wrong answer: the k-th removed too
+        return logits.masked_fill(logits <= kth, removed)
+    return logits.masked_fill(logits < kth, removed)
+
+
+def nucleus(logits, p, strict=False):
+    probs, order = logits.softmax(-1).sort(dim=-1, descending=True)
+    before = probs.cumsum(-1) - probs  # the mass of the likelier tokens
+    drop = (probs.cumsum(-1) > p) if strict else (before >= p)
+    drop[..., 0] = False
+    return logits.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
+
+
+def attend_with_cache(q, k, v, k_cache, v_cache, scale=True, self_too=True):
+    k_all, v_all = torch.cat([k_cache, k], dim=2), torch.cat([v_cache, v], dim=2)
+    keys, values = (k_all, v_all) if self_too else (k_cache, v_cache)
+    scores = q @ keys.transpose(-2, -1) / (q.shape[-1] ** 0.5 if scale else 1.0)
+    return scores.softmax(-1) @ values, k_all, v_all
+
+
+def speculative_step(ps, qs, drafted, u, stop=True, residual=True):
+    n = 0
+    for i, token in enumerate(drafted.tolist()):
+        if u[i] < min(1.0, (ps[i, token] / qs[i, token]).item()):
+            n += 1
+        elif stop:  # a wrong answer goes on testing (and counting) after a rejection
+            break
+    if n == len(drafted) or not residual:
+        return n, ps[n]
+    r = (ps[n] - qs[n]).clamp(min=0)
+    return n, r / r.sum()
+
+
 # The arguments of each grader when the answer is right (top_chars is a value: built lazily).
 RIGHT: dict[str, Callable[[], tuple]] = {
     "0.1": lambda: (longest_work,),
@@ -303,6 +338,10 @@ RIGHT: dict[str, Callable[[], tuple]] = {
     "8.2": lambda: (fit_law,),
     "8.3": lambda: (layer_masks,),
     "8.4": lambda: (minhash_similarity,),
+    "9.1": lambda: (top_k_filter,),
+    "9.2": lambda: (nucleus,),
+    "9.3": lambda: (attend_with_cache,),
+    "9.4": lambda: (speculative_step,),
 }
 
 
@@ -608,7 +647,29 @@ WRONG = [
     ("8.4", "expected", lambda a, b, p: minhash_similarity(a, b, -p)),
     ("8.4", "exact Jaccard", lambda a, b, p: jaccard_of(a, b)),
     ("8.4", "expected", lambda a, b, p: float(p[0, a].min() == p[0, b].min())),
+    # 9.1: the k-th removed too, zeros for -inf, probabilities, the smallest k kept
+    ("9.1", "keeps 0 tokens, not 1", lambda lg, k: top_k_filter(lg, k, keep=1)),
+    ("9.1", "got the logit 0", lambda lg, k: top_k_filter(lg, k, removed=0.0)),
+    ("9.1", "returned probabilities", lambda lg, k: top_k_filter(lg, k).softmax(-1)),
+    ("9.1", "the wrong tokens survive", lambda lg, k: smallest_k(lg, k)),
+    # 9.2: the crossing token dropped, the unlikeliest kept, nothing removed
+    ("9.2", "too few tokens", lambda lg, p: nucleus(lg, p, strict=True)),
+    ("9.2", "the wrong tokens survive", lambda lg, p: lg),
+    # 9.3: the new token forgotten, no scaling, the caches not grown, one value
+    ("9.3", "attend to itself", lambda *a: attend_with_cache(*a, self_too=False)),
+    ("9.3", "by √D", lambda *a: attend_with_cache(*a, scale=False)),
+    ("9.3", "append the new key", lambda q, k, v, kc, vc: (q, kc, vc)),
+    ("9.3", "return the 3 values", lambda *a: attend_with_cache(*a)[0]),
+    # 9.4: testing on after a rejection, p instead of the residual, one value
+    ("9.4", "never tested", lambda *a: speculative_step(*a, stop=False)),
+    ("9.4", r"residual max\(p - q, 0\)", lambda *a: speculative_step(*a, residual=False)),
+    ("9.4", r"return \(n, dist\)", lambda *a: speculative_step(*a)[0]),
 ]
+
+
+def smallest_k(logits, k):
+    kth = logits.topk(k, dim=-1, largest=False).values[..., -1:]
+    return logits.masked_fill(logits > kth, float("-inf"))
 
 
 def jaccard_of(a, b):
@@ -663,7 +724,7 @@ def _exercise_cells(path):
             yield "".join(cell["source"]), nbgrader.get("grade", False), cell.get("outputs", [])
 
 
-@pytest.mark.parametrize("chapter", range(9))
+@pytest.mark.parametrize("chapter", range(10))
 def test_notebook_solutions_pass(root, chapter):
     (path,) = (root / "book").glob(f"{chapter:02d}_*.ipynb")
     namespace = {"torch": torch, "data": data, "math": math, "exercises": exercises}
