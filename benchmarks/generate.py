@@ -80,6 +80,9 @@ def main() -> None:
     device = book.device(args.device)
     ours, theirs = models(args.preset, device)
     c = ours.config
+    if args.prompt + args.new > c.block_size:  # transformers' generate does not slide a window
+        args.new = c.block_size - args.prompt
+        print(f"(new tokens cut to {args.new}: the prompt and them must fit {c.block_size} tokens)")
     print(f"{date.today()} · {describe_machine(device)} · torch {torch.__version__} · float32")
     print(
         f"model: {args.preset} shape, pre-LN, {c.n_layer} layers, d={c.n_embd}, {c.n_head} heads, "
