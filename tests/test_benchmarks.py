@@ -10,6 +10,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_benchmark(script: str, *args: str) -> str:
+    """What ``benchmarks/<script> args`` prints (it must exit 0)."""
+    command = [sys.executable, ROOT / "benchmarks" / script, *args]
+    return subprocess.run(command, capture_output=True, text=True, check=True).stdout
+
+
 RATE = r"[\d.]+ [MGTP]?FLOP/s"  # as gptbook.measure.format_flops writes a FLOP/s figure
 PEAK_LINE = rf"^attainable peak: .*{RATE}.*matrix product"
 
@@ -33,12 +41,7 @@ def test_train_step_benchmark_compares_equal_models():
         "--device",
         "cpu",
     ]
-    out = subprocess.run(
-        [sys.executable, ROOT / "benchmarks" / "train_step.py", *args],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    out = run_benchmark("train_step.py", *args)
     rows = re.findall(r"^\| (gptbook GPT|HF GPT2LMHeadModel) \| ([\d,]+) \|", out, re.M)
     assert [name for name, _ in rows] == ["gptbook GPT", "HF GPT2LMHeadModel"], out
     assert rows[0][1] == rows[1][1], "the two models must have the same number of parameters"
@@ -54,12 +57,7 @@ def test_train_step_benchmark_compares_equal_models():
 
 def test_train_settings_benchmark_prints_a_row_per_setting():
     args = ["--preset", "book-tiny", "--B", "2", "--steps", "1", "--warmup", "1", "--device", "cpu"]
-    out = subprocess.run(
-        [sys.executable, ROOT / "benchmarks" / "train_settings.py", *args],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    out = run_benchmark("train_settings.py", *args)
     rows = re.findall(r"^\| ([^|]+) \| [\d.]+ \| [\d,]+ \| ([\d.]+)× \|", out, re.M)
     assert [name for name, _ in rows] == [
         "float32, eager",
@@ -75,12 +73,7 @@ def test_train_settings_benchmark_prints_a_row_per_setting():
 
 
 def test_import_time_benchmark_times_every_statement():
-    out = subprocess.run(
-        [sys.executable, ROOT / "benchmarks" / "import_time.py", "--repeats", "1"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    out = run_benchmark("import_time.py", "--repeats", "1")
     rows = re.findall(r"^\| `([^`]+)` \| [\d.]+ \| [\d.]+ \|", out, re.M)
     assert rows[:2] == ["(bare interpreter)", "import gptbook"] and "book.setup()" in rows, out
 
@@ -88,12 +81,7 @@ def test_import_time_benchmark_times_every_statement():
 def test_profile_step_benchmark_groups_the_step_time():
     args = ["--steps", "1", "--profile-steps", "1", "--layers", "1", "--d", "32", "--heads", "2"]
     args += ["--T", "16", "--B", "2", "--vocab", "84", "--device", "cpu"]
-    out = subprocess.run(
-        [sys.executable, ROOT / "benchmarks" / "profile_step.py", *args],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    out = run_benchmark("profile_step.py", *args)
     assert re.search(PEAK_LINE, out, re.M) and "float32" in out, out
     assert "| group | CPU ms per step | share | largest ops |" in out
     rows = re.findall(r"^\| ([^|]+) \| ([\d.]+) \| ([\d.]+)% \|([^|]*)\|$", out, re.M)
@@ -131,12 +119,7 @@ def test_profile_step_benchmark_groups_the_step_time():
 
 def test_bpe_benchmark_compares_with_hugging_face_and_tiktoken():
     args = ["--vocab", "300", "--chars", "20000", "--val-chars", "5000", "--long", "2000"]
-    out = subprocess.run(
-        [sys.executable, ROOT / "benchmarks" / "bpe.py", *args, "--repeats", "1"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    out = run_benchmark("bpe.py", *args, "--repeats", "1")
     number = r"[\d.,]+"
     rows = re.findall(rf"^\| ([^|]+) \| {number} \| ({number}) \|$", out, re.M)
     assert [name for name, _ in rows] == [
@@ -157,12 +140,7 @@ def test_bpe_benchmark_compares_with_hugging_face_and_tiktoken():
 
 def test_generate_benchmark_prints_a_row_per_setting():
     args = ["--preset", "book-tiny", "--prompt", "4", "--new", "4", "--batches", "1", "2"]
-    out = subprocess.run(
-        [sys.executable, ROOT / "benchmarks" / "generate.py", *args, "--repeats", "1"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    out = run_benchmark("generate.py", *args, "--repeats", "1")
     rows = re.findall(
         r"^\| (\d) \| (yes|no) \| (greedy|sampled) \| [\d,]+ \| [\d,]+ \| \d+\.\d\d \|$", out, re.M
     )
