@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .checks import whole
+from .positional import apply_rope
 
 BACKENDS = ("naive", "torch")
 
@@ -89,7 +90,10 @@ class MultiHeadAttention(nn.Module):
     PyTorch's fused kernels (flash / memory-efficient attention where the device has them).
     Both give the same result. ``causal=True`` applies the causal mask; ``mask`` may add
     any other boolean (T, T) pattern. Given a ``cache`` (chapter 9), the keys and values of
-    earlier tokens come from it, and the new ones are added to it.
+    earlier tokens come from it, and the new ones are added to it. Chapter 10 adds
+    ``n_kv_head`` < ``n_head`` (grouped-query attention: each key/value head serves
+    n_head / n_kv_head query heads, and the cache keeps only n_kv_head) and ``rope_base``
+    (queries and keys rotated by their positions, chapter 3's RoPE, instead of added positions).
     """
 
     def __init__(
@@ -100,6 +104,8 @@ class MultiHeadAttention(nn.Module):
         dropout: float = 0.0,
         bias: bool = True,
         backend: str = "torch",
+        n_kv_head: int | None = None,
+        rope_base: float | None = None,
     ):
         super().__init__()
         n_embd, n_head = whole("n_embd", n_embd), whole("n_head", n_head)
@@ -110,6 +116,12 @@ class MultiHeadAttention(nn.Module):
             )
         if backend not in BACKENDS:
             raise ValueError(f"backend={backend!r}: use one of {', '.join(BACKENDS)}")
+        n_kv_head = n_head if n_kv_head is None else whole("n_kv_head", n_kv_head)
+        if n_head % n_kv_head:
+            raise ValueError(
+                f"n_head={n_head} is not a multiple of n_kv_head={n_kv_head}: each key/value "
+                "head serves a whole group of query heads; choose n_kv_head dividing n_head"
+            )
         self.n_embd, self.n_head, self.causal, self.dropout, self.backend = (
             n_embd,
             n_head,
@@ -117,13 +129,16 @@ class MultiHeadAttention(nn.Module):
             dropout,
             backend,
         )
-        self.qkv = nn.Linear(n_embd, 3 * n_embd, bias=bias)
+        self.n_kv_head, self.head_dim = n_kv_head, n_embd // n_head
+        self.rope_base = rope_base  # chapter 10: rotate queries and keys by position (RoPE)
+        kv_dim = n_kv_head * self.head_dim  # n_embd unless heads share keys and values (GQA)
+        self.qkv = nn.Linear(n_embd, n_embd + 2 * kv_dim, bias=bias)
         self.proj = nn.Linear(n_embd, n_embd, bias=bias)
 
     def split_heads(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, T, C) -> (B, H, T, C/H)."""
+        """(B, T, H·D) -> (B, H, T, D), for any number of heads H."""
         B, T, C = x.shape
-        return x.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        return x.view(B, T, C // self.head_dim, self.head_dim).transpose(1, 2)
 
     @staticmethod
     def merge_heads(x: torch.Tensor) -> torch.Tensor:
@@ -143,11 +158,21 @@ class MultiHeadAttention(nn.Module):
         if x.ndim != 3 or x.shape[-1] != self.n_embd:
             raise ValueError(f"expected input (B, T, {self.n_embd}), got {tuple(x.shape)}")
         T = x.shape[1]
-        q, k, v = self.qkv(x).split(self.n_embd, dim=-1)  # (B, T, C) each
-        q, k, v = self.split_heads(q), self.split_heads(k), self.split_heads(v)  # (B, H, T, D)
+        kv_dim = self.n_kv_head * self.head_dim
+        q, k, v = self.qkv(x).split([self.n_embd, kv_dim, kv_dim], dim=-1)
+        q, k, v = self.split_heads(q), self.split_heads(k), self.split_heads(v)  # (B, H·, T, D)
         past = 0 if cache is None else cache.start
+        if self.rope_base is not None:  # chapter 10: positions past .. past + T - 1
+            positions = torch.arange(past, past + T, device=x.device)
+            q, k = (
+                apply_rope(q, positions, self.rope_base),
+                apply_rope(k, positions, self.rope_base),
+            )
         if cache is not None:
-            k, v = cache.update(k, v)  # (B, H, S, D): the cached tokens' keys and values too
+            k, v = cache.update(k, v)  # (B, H_kv, S, D): the cached tokens' keys and values too
+        if self.n_kv_head != self.n_head:  # GQA: each key/value head serves a group of queries
+            group = self.n_head // self.n_kv_head
+            k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
         p = self.dropout if self.training else 0.0
         fused = self.backend == "torch" and not return_weights  # flash / fused kernels
         causal = self.causal and T > 1  # a single new token may see every key before it

@@ -111,6 +111,22 @@ def config_to_hf(config: GPTConfig) -> dict:
             f"to_hf writes GPT-2 checkpoints, whose blocks are all dense; this model has "
             f"local_window={config.local_window}: build it with local_window=0"
         )
+    llama_parts = {
+        name: getattr(config, name)
+        for name, gpt in (
+            ("norm_type", "layernorm"),
+            ("mlp", "gelu"),
+            ("positions", "learned"),
+            ("n_kv_head", 0),
+            ("tie_embeddings", True),
+        )
+        if getattr(config, name) != gpt
+    }
+    if llama_parts:
+        raise ValueError(
+            f"to_hf writes GPT-2 checkpoints; this model has chapter 10's parts ({llama_parts}), "
+            "which GPT-2 does not have: leave them at their defaults"
+        )
     if config.norm != "pre" or not config.bias:
         raise ValueError(
             f"to_hf writes GPT-2 checkpoints, which are pre-LN with biases; this model has "

@@ -21,17 +21,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .attention import KVCache, LayerCache, MultiHeadAttention, banded_mask
 from .checks import id_batch, whole
 from .embeddings import tie_weights
 from .files import atomic_write, read_manifest, write_manifest, write_text
+from .layers import MLP, RMSNorm, SwiGLU, swiglu_hidden
 from .lm import cross_entropy
 from .positional import LearnedPositional
 
 NORMS = ("post", "pre")
+#: Chapter 10's switches: the norm layer, the feed-forward layer, how positions enter.
+NORM_TYPES = ("layernorm", "rmsnorm")
+MLPS = ("gelu", "swiglu")
+POSITIONS = ("learned", "rope")
 #: The file :meth:`GPT.save` writes last, with the SHA-256 of the others.
 SAVED_MANIFEST = "manifest.json"
 
@@ -88,6 +92,18 @@ PRESETS: dict[str, dict] = {
     **gpt2_shaped(1024, GPT2_TABLE),  # GPT-2 (chapter 7): context 1,024
     **gpt2_shaped(2048, GPT3_TABLE),  # GPT-3 (chapter 8): the same blocks, context 2,048
 }
+#: Chapter 10: LLaMA's parts (pre-norm with RMSNorm, SwiGLU, RoPE, no biases, an untied output
+#: layer), given to the book's sizes as the presets llama-tiny, llama-small and llama-medium.
+LLAMA_PARTS = dict(
+    norm="pre", norm_type="rmsnorm", mlp="swiglu", positions="rope", bias=False,
+    tie_embeddings=False,
+)  # fmt: skip
+PRESETS.update(
+    {
+        f"llama-{size}": {**PRESETS[f"book-{size}"], **LLAMA_PARTS}
+        for size in ("tiny", "small", "medium")
+    }
+)
 
 
 def divisors(n: int, most: int | None = None) -> list[int]:
@@ -110,6 +126,14 @@ class GPTConfig:
     scaled_residual_init: bool = False  # GPT-2: std 0.02 / sqrt(2 n_layer) on residual projections
     pad_vocab_to: int = 1  # round the embedding table up to a multiple (64 helps GPU kernels)
     local_window: int = 0  # GPT-3: > 0 makes every other block attend to its last k tokens only
+    # chapter 10: what today's LLMs changed (the defaults keep GPT's choices)
+    norm_type: str = "layernorm"  # or "rmsnorm"
+    mlp: str = "gelu"  # or "swiglu"
+    mlp_hidden: int = 0  # the feed-forward width; 0: 4·n_embd (GELU) or swiglu_hidden (SwiGLU)
+    positions: str = "learned"  # or "rope": queries and keys rotated, no position table
+    rope_base: float = 10_000.0
+    n_kv_head: int = 0  # key/value heads (GQA); 0: one per query head
+    tie_embeddings: bool = True  # the output layer shares the token embedding's matrix
 
     def __post_init__(self):
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd", "pad_vocab_to"):
@@ -123,6 +147,38 @@ class GPTConfig:
             raise ValueError(f"norm={self.norm!r}: use 'post' (GPT-1) or 'pre' (GPT-2)")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        for name, allowed in (
+            ("norm_type", NORM_TYPES),
+            ("mlp", MLPS),
+            ("positions", POSITIONS),
+        ):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name}={getattr(self, name)!r}: use one of {allowed}")
+        if not isinstance(self.mlp_hidden, int) or self.mlp_hidden < 0:
+            raise ValueError(
+                f"mlp_hidden must be a whole number ≥ 0 (0: the default width), got "
+                f"{self.mlp_hidden!r}"
+            )
+        if self.mlp == "gelu" and self.mlp_hidden not in (0, 4 * self.n_embd):
+            raise ValueError(
+                f"mlp_hidden={self.mlp_hidden}: GPT's GELU MLP is 4·n_embd = {4 * self.n_embd} "
+                "wide; leave mlp_hidden at 0, or use mlp='swiglu'"
+            )
+        if not isinstance(self.n_kv_head, int) or self.n_kv_head < 0:
+            raise ValueError(
+                f"n_kv_head must be a whole number ≥ 0 (0: n_head), got {self.n_kv_head!r}"
+            )
+        if self.n_head % self.kv_heads:
+            raise ValueError(
+                f"n_head={self.n_head} is not a multiple of n_kv_head={self.n_kv_head}: each "
+                f"key/value head serves a group of query heads; try n_kv_head in "
+                f"{divisors(self.n_head)}"
+            )
+        if self.positions == "rope" and (self.n_embd // self.n_head) % 2:
+            raise ValueError(
+                f"RoPE rotates pairs of features, and a head of n_embd / n_head = "
+                f"{self.n_embd // self.n_head} has an odd number: choose an even head size"
+            )
         if not isinstance(self.local_window, int) or self.local_window < 0:
             raise ValueError(
                 f"local_window must be a whole number ≥ 0 (0: every block dense), got "
@@ -133,6 +189,18 @@ class GPTConfig:
         """Whether block ``layer`` (from 0) is locally banded: GPT-3 alternates dense and
         banded blocks, dense first, when ``local_window`` > 0."""
         return self.local_window > 0 and layer % 2 == 1
+
+    @property
+    def kv_heads(self) -> int:
+        """The number of key/value heads: ``n_kv_head``, or ``n_head`` when it is 0."""
+        return self.n_kv_head or self.n_head
+
+    @property
+    def hidden(self) -> int:
+        """The feed-forward layer's width: ``mlp_hidden``, or the default of the ``mlp``."""
+        if self.mlp_hidden:
+            return self.mlp_hidden
+        return swiglu_hidden(self.n_embd) if self.mlp == "swiglu" else 4 * self.n_embd
 
     @property
     def padded_vocab_size(self) -> int:
@@ -146,20 +214,18 @@ class GPTConfig:
         return cls(**{**PRESETS[name], **overrides})
 
 
-class MLP(nn.Module):
-    """The position-wise feed-forward layer: d → 4d → GELU → d.
+def make_norm(config: GPTConfig) -> nn.Module:
+    """The block's norm layer: LayerNorm (GPT) or RMSNorm (chapter 10)."""
+    if config.norm_type == "rmsnorm":
+        return RMSNorm(config.n_embd)
+    return nn.LayerNorm(config.n_embd, bias=config.bias)
 
-    GELU in its tanh approximation, as OpenAI's GPT-1 and GPT-2 code computes it."""
 
-    def __init__(self, config: GPTConfig):
-        super().__init__()
-        self.fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
-        self.proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
-        self.drop = nn.Dropout(config.dropout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = F.gelu(self.fc(x), approximate="tanh")  # (B, T, 4C)
-        return self.drop(self.proj(h))  # (B, T, C)
+def make_mlp(config: GPTConfig) -> nn.Module:
+    """The block's feed-forward layer: GPT's GELU MLP or SwiGLU (chapter 10)."""
+    if config.mlp == "swiglu":
+        return SwiGLU(config.n_embd, config.hidden, config.dropout, config.bias)
+    return MLP(config.n_embd, config.dropout, config.bias)
 
 
 class Block(nn.Module):
@@ -172,12 +238,18 @@ class Block(nn.Module):
         self.pre_ln = config.norm == "pre"
         band = banded_mask(config.block_size, config.local_window) if banded else None
         self.register_buffer("band", band, persistent=False)  # (T, T) or None: dense
-        self.ln1 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.ln1 = make_norm(config)
         self.attn = MultiHeadAttention(
-            config.n_embd, config.n_head, causal=True, dropout=config.dropout, bias=config.bias
+            config.n_embd,
+            config.n_head,
+            causal=True,
+            dropout=config.dropout,
+            bias=config.bias,
+            n_kv_head=config.kv_heads,
+            rope_base=config.rope_base if config.positions == "rope" else None,
         )
-        self.ln2 = nn.LayerNorm(config.n_embd, bias=config.bias)
-        self.mlp = MLP(config)
+        self.ln2 = make_norm(config)
+        self.mlp = make_mlp(config)
         self.drop = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor, cache: LayerCache | None = None) -> torch.Tensor:
@@ -208,19 +280,21 @@ class GPT(nn.Module):
         self.config = config
         self.block_size = config.block_size
         self.wte = nn.Embedding(config.padded_vocab_size, config.n_embd)
-        self.wpe = LearnedPositional(config.block_size, config.n_embd)
+        learned = config.positions == "learned"  # RoPE (chapter 10) rotates inside attention
+        self.wpe = LearnedPositional(config.block_size, config.n_embd) if learned else None
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(
             Block(config, banded=config.banded(i)) for i in range(config.n_layer)
         )
         pre_ln = config.norm == "pre"  # GPT-2 adds a LayerNorm after the last block
-        self.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias) if pre_ln else nn.Identity()
+        self.ln_f = make_norm(config) if pre_ln else nn.Identity()
         self.lm_head = nn.Linear(config.n_embd, config.padded_vocab_size, bias=False)
-        tie_weights(self.wte, self.lm_head)
+        if config.tie_embeddings:
+            tie_weights(self.wte, self.lm_head)
         self.apply(self._init_weights)
         if config.scaled_residual_init:  # GPT-2: the residual stream's variance stays flat
             for name, p in self.named_parameters():
-                if name.endswith(("attn.proj.weight", "mlp.proj.weight")):
+                if name.endswith(("attn.proj.weight", "mlp.proj.weight", "mlp.down.weight")):
                     nn.init.normal_(p, std=0.02 / math.sqrt(2 * config.n_layer))
 
     @staticmethod
@@ -278,7 +352,10 @@ class GPT(nn.Module):
             )
         if not idx.is_cuda and not torch.compiler.is_compiling():
             self._check_ids(idx)  # on a GPU it would stall every step; the embedding checks there
-        return self.drop(self.wte(idx) + self.wpe(T, start))  # (B, T, C)
+        x = self.wte(idx)  # (B, T, C)
+        if self.wpe is not None:  # learned positions; RoPE's are applied inside attention
+            x = x + self.wpe(T, start)
+        return self.drop(x)
 
     def _check_ids(self, idx: torch.Tensor) -> None:
         V = self.config.vocab_size
@@ -290,7 +367,9 @@ class GPT(nn.Module):
         """Parameters, counted once when shared (tied); without the position table if
         ``non_embedding``."""
         n = sum(p.numel() for p in self.parameters())
-        return n - self.wpe.table.weight.numel() if non_embedding else n
+        if non_embedding and self.wpe is not None:
+            n -= self.wpe.table.weight.numel()
+        return n
 
     def flops_per_token(self, T: int | None = None) -> int:
         """Training FLOPs per token at context ``T`` (``block_size`` if omitted): 6 per weight

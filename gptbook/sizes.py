@@ -12,18 +12,30 @@ from .model import GPTConfig
 
 
 def param_counts(config: GPTConfig) -> dict[str, int]:
-    """Parameters per component; the output layer is tied to the token embedding, so it
-    adds none. A LayerNorm has d weights (and d biases when ``config.bias``)."""
-    d, L = config.n_embd, config.n_layer
+    """Parameters per component; a tied output layer shares the token embedding's matrix, so it
+    adds none. A LayerNorm has d weights (and d biases when ``config.bias``), an RMSNorm d.
+
+    Chapter 10's switches change the counts: RoPE has no position table, grouped-query
+    attention projects keys and values to n_kv_head heads, SwiGLU has three matrices of the
+    hidden width, and an untied output layer adds V·d."""
+    d, L, h = config.n_embd, config.n_layer, config.hidden
     b = int(config.bias)
-    layer_norm = d * (1 + b)
-    return {
+    kv = config.kv_heads * (d // config.n_head)  # keys' and values' width: d without GQA
+    norm = d * (1 + b) if config.norm_type == "layernorm" else d
+    if config.mlp == "swiglu":
+        mlp = 3 * d * h + (2 * h + d) * b  # gate and up d → h, down h → d
+    else:
+        mlp = 2 * d * h + (h + d) * b  # d → 4d → d
+    counts = {
         "token embedding": config.padded_vocab_size * d,
-        "position embedding": config.block_size * d,
-        "attention": L * (4 * d * d + 4 * d * b),  # Q, K, V and the output projection
-        "MLP": L * (8 * d * d + 5 * d * b),  # d → 4d → d
-        "LayerNorms": (2 * L + (config.norm == "pre")) * layer_norm,  # pre-LN adds a final one
+        "position embedding": config.block_size * d if config.positions == "learned" else 0,
+        "attention": L * (2 * d * d + 2 * d * kv + (2 * d + 2 * kv) * b),  # Q, K, V, output
+        "MLP": L * mlp,
+        "LayerNorms": (2 * L + (config.norm == "pre")) * norm,  # pre-LN adds a final one
     }
+    if not config.tie_embeddings:
+        counts["output layer"] = config.padded_vocab_size * d
+    return counts
 
 
 def non_embedding(config: GPTConfig) -> int:
@@ -41,7 +53,7 @@ def flops_per_token(config: GPTConfig, T: int | None = None, training: bool = Tr
     matrix stays in, as the output layer's product. A locally banded block (GPT-3, chapter 8)
     scores ``local_window`` keys per token instead of T: 2·min(window, T)·d."""
     T = T or config.block_size
-    weights = sum(param_counts(config).values()) - config.block_size * config.n_embd
+    weights = sum(param_counts(config).values()) - param_counts(config)["position embedding"]
     forward = 2 * weights + 2 * sum(attended(config, T)) * config.n_embd
     return 3 * forward if training else forward
 
@@ -66,7 +78,12 @@ FLOAT32 = 4
 
 
 def activation_memory(config: GPTConfig, batch_size: int = 1, T: int | None = None) -> dict:
-    """Bytes of activations one training forward pass of the book's GPT keeps for the backward
+    """
+    if (config.norm_type, config.mlp, config.kv_heads) != ("layernorm", "gelu", config.n_head):
+        raise ValueError(
+            "activation_memory counts GPT's blocks (LayerNorm, a GELU MLP, one key/value head "
+            "per query head); this config has chapter 10's parts"
+        )Bytes of activations one training forward pass of the book's GPT keeps for the backward
     pass, in float32, without dropout, with PyTorch's fused attention (which keeps no T×T
     matrix). Per token, each block keeps 16·d numbers — two LayerNorm inputs and outputs (4d),
     the Q, K, V projection (3d), the attention output (d), the MLP's hidden layer before and
@@ -95,6 +112,8 @@ def kv_cache_bytes(
     config: GPTConfig, T: int | None = None, batch_size: int = 1, bytes_per_element: int = 2
 ) -> int:
     """Bytes a KV cache takes (chapter 9): keys and values, 2 · n_layer · T · n_embd numbers
-    per sequence, at ``T`` = block_size unless given; 2 bytes each in bf16 or fp16."""
+    per sequence, at ``T`` = block_size unless given; 2 bytes each in bf16 or fp16. With
+    grouped-query attention (chapter 10) the width is n_kv_head · head size, not n_embd."""
     T = config.block_size if T is None else T
-    return 2 * config.n_layer * T * config.n_embd * batch_size * bytes_per_element
+    width = config.kv_heads * (config.n_embd // config.n_head)  # n_embd without GQA
+    return 2 * config.n_layer * T * width * batch_size * bytes_per_element

@@ -22,6 +22,21 @@ CONFIGS = {
     "banded": GPTConfig(
         vocab_size=11, block_size=24, n_layer=2, n_head=2, n_embd=16, dropout=0, local_window=5
     ),
+    "llama (RoPE, GQA)": GPTConfig(
+        vocab_size=11,
+        block_size=24,
+        n_layer=2,
+        n_head=4,
+        n_kv_head=2,
+        n_embd=16,
+        dropout=0,
+        norm="pre",
+        norm_type="rmsnorm",
+        mlp="swiglu",
+        positions="rope",
+        bias=False,
+        tie_embeddings=False,
+    ),
     "padded vocab": GPTConfig(
         vocab_size=11, block_size=24, n_layer=1, n_head=2, n_embd=16, dropout=0, pad_vocab_to=8
     ),
