@@ -106,6 +106,7 @@ class MultiHeadAttention(nn.Module):
         backend: str = "torch",
         n_kv_head: int | None = None,
         rope_base: float | None = None,
+        qkv_bias: bool | None = None,
     ):
         super().__init__()
         n_embd, n_head = whole("n_embd", n_embd), whole("n_head", n_head)
@@ -132,7 +133,8 @@ class MultiHeadAttention(nn.Module):
         self.n_kv_head, self.head_dim = n_kv_head, n_embd // n_head
         self.rope_base = rope_base  # chapter 10: rotate queries and keys by position (RoPE)
         kv_dim = n_kv_head * self.head_dim  # n_embd unless heads share keys and values (GQA)
-        self.qkv = nn.Linear(n_embd, n_embd + 2 * kv_dim, bias=bias)
+        qkv_bias = bias if qkv_bias is None else qkv_bias  # Qwen2: biases here, not in proj
+        self.qkv = nn.Linear(n_embd, n_embd + 2 * kv_dim, bias=qkv_bias)
         self.proj = nn.Linear(n_embd, n_embd, bias=bias)
 
     def split_heads(self, x: torch.Tensor) -> torch.Tensor:

@@ -28,6 +28,8 @@ HUB_NAMES = {
     "gpt2-large": "openai-community/gpt2-large",
     "gpt2-xl": "openai-community/gpt2-xl",
 }
+#: Chapter 10's checkpoint types, which :mod:`gptbook.hf_llama` reads.
+LLAMA_TYPES = ("llama", "qwen2")
 #: What a checkpoint folder holds.
 FILES = ("config.json", "model.safetensors")
 #: A block's weights: the book's name → GPT-2's (under ``h.{i}.``).
@@ -119,6 +121,8 @@ def config_to_hf(config: GPTConfig) -> dict:
             ("positions", "learned"),
             ("n_kv_head", 0),
             ("tie_embeddings", True),
+            ("qkv_bias", False),
+            ("norm_eps", LAYER_NORM_EPS),
         )
         if getattr(config, name) != gpt
     }
@@ -186,7 +190,12 @@ def from_hf(name_or_path: str | Path, device: str | torch.device = "cpu") -> GPT
     from safetensors.torch import load_file
 
     folder = checkpoint_folder(name_or_path)
-    config = config_from_hf(json.loads((folder / "config.json").read_text(encoding="utf-8")))
+    hf = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    if hf.get("model_type") in LLAMA_TYPES:  # chapter 10: Llama and Qwen2
+        from .hf_llama import from_llama
+
+        return from_llama(folder, hf, device)
+    config = config_from_hf(hf)
     # transformers writes "transformer.h.0...", the hub's original files "h.0..."
     saved = {
         k.removeprefix("transformer."): v
@@ -225,6 +234,10 @@ def to_hf(model: GPT, path: str | Path) -> Path:
     from safetensors.torch import save_file
 
     config = model.config
+    if (config.norm_type, config.mlp, config.positions) != ("layernorm", "gelu", "learned"):
+        from .hf_llama import to_llama  # chapter 10: a Llama-style GPT
+
+        return to_llama(model, path)
     hf_config = config_to_hf(config)
     weights = model.state_dict()
     state = {}

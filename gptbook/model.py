@@ -134,6 +134,8 @@ class GPTConfig:
     rope_base: float = 10_000.0
     n_kv_head: int = 0  # key/value heads (GQA); 0: one per query head
     tie_embeddings: bool = True  # the output layer shares the token embedding's matrix
+    norm_eps: float = 1e-5  # added to the variance (LayerNorm) or mean square (RMSNorm)
+    qkv_bias: bool = False  # biases on the query/key/value projections even without ``bias``
 
     def __post_init__(self):
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd", "pad_vocab_to"):
@@ -145,6 +147,8 @@ class GPTConfig:
             )
         if self.norm not in NORMS:
             raise ValueError(f"norm={self.norm!r}: use 'post' (GPT-1) or 'pre' (GPT-2)")
+        if not self.norm_eps > 0:
+            raise ValueError(f"norm_eps must be > 0, got {self.norm_eps}")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         for name, allowed in (
@@ -217,8 +221,8 @@ class GPTConfig:
 def make_norm(config: GPTConfig) -> nn.Module:
     """The block's norm layer: LayerNorm (GPT) or RMSNorm (chapter 10)."""
     if config.norm_type == "rmsnorm":
-        return RMSNorm(config.n_embd)
-    return nn.LayerNorm(config.n_embd, bias=config.bias)
+        return RMSNorm(config.n_embd, config.norm_eps)
+    return nn.LayerNorm(config.n_embd, eps=config.norm_eps, bias=config.bias)
 
 
 def make_mlp(config: GPTConfig) -> nn.Module:
@@ -245,6 +249,7 @@ class Block(nn.Module):
             causal=True,
             dropout=config.dropout,
             bias=config.bias,
+            qkv_bias=config.bias or config.qkv_bias,
             n_kv_head=config.kv_heads,
             rope_base=config.rope_base if config.positions == "rope" else None,
         )
@@ -386,14 +391,15 @@ class GPT(nn.Module):
     @classmethod
     def from_hf(cls, name_or_path: str | Path, device: str | torch.device = "cpu") -> GPT:
         """A Hugging Face GPT-2 checkpoint (``"gpt2"`` … ``"gpt2-xl"``, an ``owner/repo`` on the
-        hub, or a local folder) as a GPT in eval mode: chapter 7, :mod:`gptbook.hf`."""
+        hub, or a local folder) as a GPT in eval mode: chapter 7, :mod:`gptbook.hf`; chapter 10
+        adds Llama and Qwen2 checkpoints (:mod:`gptbook.hf_llama`)."""
         from .hf import from_hf
 
         return from_hf(name_or_path, device)
 
     def to_hf(self, path: str | Path) -> Path:
         """Write this (pre-LN) model as a GPT-2 checkpoint folder that ``transformers`` loads:
-        chapter 7, :mod:`gptbook.hf`."""
+        chapter 7, :mod:`gptbook.hf`; a Llama-style model as a Llama folder (chapter 10)."""
         from .hf import to_hf
 
         return to_hf(self, path)

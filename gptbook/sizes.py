@@ -20,6 +20,7 @@ def param_counts(config: GPTConfig) -> dict[str, int]:
     hidden width, and an untied output layer adds V·d."""
     d, L, h = config.n_embd, config.n_layer, config.hidden
     b = int(config.bias)
+    qkv_b = int(config.bias or config.qkv_bias)  # Qwen2 has biases on Q, K, V only
     kv = config.kv_heads * (d // config.n_head)  # keys' and values' width: d without GQA
     norm = d * (1 + b) if config.norm_type == "layernorm" else d
     if config.mlp == "swiglu":
@@ -29,7 +30,7 @@ def param_counts(config: GPTConfig) -> dict[str, int]:
     counts = {
         "token embedding": config.padded_vocab_size * d,
         "position embedding": config.block_size * d if config.positions == "learned" else 0,
-        "attention": L * (2 * d * d + 2 * d * kv + (2 * d + 2 * kv) * b),  # Q, K, V, output
+        "attention": L * (2 * d * d + 2 * d * kv + (d + 2 * kv) * qkv_b + d * b),  # Q, K, V, out
         "MLP": L * mlp,
         "LayerNorms": (2 * L + (config.norm == "pre")) * norm,  # pre-LN adds a final one
     }
