@@ -29,7 +29,7 @@ HUB_NAMES = {
     "gpt2-xl": "openai-community/gpt2-xl",
 }
 #: Chapter 10's checkpoint types, which :mod:`gptbook.hf_llama` reads.
-LLAMA_TYPES = ("llama", "qwen2")
+LLAMA_TYPES = ("llama", "qwen2", "mixtral")
 #: What a checkpoint folder holds.
 FILES = ("config.json", "model.safetensors")
 #: A block's weights: the book's name → GPT-2's (under ``h.{i}.``).
@@ -123,6 +123,7 @@ def config_to_hf(config: GPTConfig) -> dict:
             ("tie_embeddings", True),
             ("qkv_bias", False),
             ("norm_eps", LAYER_NORM_EPS),
+            ("n_expert", 0),
         )
         if getattr(config, name) != gpt
     }

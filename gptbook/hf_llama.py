@@ -1,10 +1,12 @@
 """Llama-architecture checkpoints in and out of the book's :class:`GPT` (chapter 10).
 
-Introduced in chapter 10. Llama, TinyLlama, SmolLM and Qwen2 (model types ``llama`` and
-``qwen2``) are the book's GPT with chapter 10's switches on: pre-norm with RMSNorm, SwiGLU,
-RoPE, often grouped-query attention and an untied output layer (Qwen2 adds biases to the
-query, key and value projections). Loading renames the weights and fuses q, k and v into the
-book's one ``qkv`` projection, with one twist: the RoPE convention.
+Introduced in chapter 10. Llama, TinyLlama, SmolLM, Qwen2 and Mixtral (model types ``llama``,
+``qwen2`` and ``mixtral``) are the book's GPT with chapter 10's switches on: pre-norm with
+RMSNorm, SwiGLU, RoPE, often grouped-query attention and an untied output layer (Qwen2 adds
+biases to the query, key and value projections; Mixtral replaces each SwiGLU by a mixture of
+experts: a router ``gate`` and experts whose ``w1``, ``w3`` and ``w2`` are SwiGLU's gate, up and
+down). Loading renames the weights and fuses q, k and v into the book's one ``qkv``
+projection, with one twist: the RoPE convention.
 
 The book's RoPE (chapter 3, as in the RoFormer paper and Meta's code) rotates the feature pairs
 (0, 1), (2, 3), …; Hugging Face's rotates (i, i + D/2), "rotate half", and its checkpoints'
@@ -39,6 +41,10 @@ BLOCK_NAMES = {
 }
 
 
+#: A Mixtral expert's weights: the book's SwiGLU names → Mixtral's.
+MIXTRAL_EXPERT = {"gate.weight": "w1.weight", "up.weight": "w3.weight", "down.weight": "w2.weight"}
+
+
 def config_from_llama(hf: dict) -> GPTConfig:
     """The :class:`GPTConfig` of a Llama or Qwen2 ``config.json``; refuses what the book's model
     does not compute, naming it."""
@@ -55,6 +61,7 @@ def config_from_llama(hf: dict) -> GPTConfig:
         "attention_bias": (not hf.get("attention_bias", False), "false"),
         "mlp_bias": (not hf.get("mlp_bias", False), "false"),
         "use_sliding_window": (not hf.get("use_sliding_window", False), "false"),
+        "sliding_window": (kind == "qwen2" or not hf.get("sliding_window"), "none"),
     }
     unlike = [f"{k} (the book computes {v})" for k, (ok, v) in checks.items() if not ok]
     if unlike:
@@ -79,6 +86,9 @@ def config_from_llama(hf: dict) -> GPTConfig:
         positions="rope",
         rope_base=float(rope["rope_theta"]),
         tie_embeddings=bool(hf.get("tie_word_embeddings", False)),
+        n_expert=hf.get("num_local_experts", 0) if kind == "mixtral" else 0,
+        expert_top_k=hf.get("num_experts_per_tok", 2),
+        aux_loss_weight=hf.get("router_aux_loss_coef", 0.01),
     )
 
 
@@ -89,11 +99,11 @@ def config_to_llama(config: GPTConfig) -> dict:
         "rmsnorm",
         "swiglu",
         "rope",
-    ) or (config.bias or config.qkv_bias or config.local_window):
+    ) or (config.bias or config.qkv_bias or config.local_window or config.n_expert):
         raise ValueError(
             "to_hf writes a Llama checkpoint only for a Llama-style GPT: norm='pre', "
             "norm_type='rmsnorm', mlp='swiglu', positions='rope', bias=False, qkv_bias=False, "
-            "local_window=0 (GPTConfig.preset('llama-small') is one)"
+            "local_window=0, n_expert=0 (GPTConfig.preset('llama-small') is one)"
         )
     return {
         "model_type": "llama",
@@ -157,7 +167,15 @@ def from_llama(folder: Path, hf: dict, device: str | torch.device = "cpu") -> GP
     for i in range(config.n_layer):
         ours, theirs = f"blocks.{i}.", f"model.layers.{i}."
         for name, hf_name in BLOCK_NAMES.items():
+            if config.n_expert and name.startswith("mlp."):
+                continue  # Mixtral: the experts, below
             state[ours + name] = take(theirs + hf_name)
+        if config.n_expert:
+            moe = theirs + "block_sparse_moe."
+            state[ours + "mlp.router.weight"] = take(moe + "gate.weight")
+            for e in range(config.n_expert):
+                for name, hf_name in MIXTRAL_EXPERT.items():
+                    state[f"{ours}mlp.experts.{e}.{name}"] = take(f"{moe}experts.{e}.{hf_name}")
         attn = theirs + "self_attn."
         kinds = ("weight", "bias") if config.qkv_bias else ("weight",)
         for kind in kinds:

@@ -80,3 +80,50 @@ class SwiGLU(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, C) -> (B, T, C)
         h = F.silu(self.gate(x)) * self.up(x)  # (B, T, hidden): the gate scales each feature
         return self.drop(self.down(h))
+
+
+class MoE(nn.Module):
+    """A sparse mixture of experts (Shazeer et al., 2017; Mixtral, Jiang et al., 2024): a router
+    scores ``n_expert`` feed-forward experts for each token, the ``top_k`` best run, and their
+    outputs are summed with the softmax of those k scores as weights.
+
+    Each forward pass keeps what the chapter measures: ``aux_loss``, the load-balancing loss
+    (:func:`load_balancing_loss`), and ``counts`` (n_expert,), how many tokens each expert took.
+    """
+
+    def __init__(self, experts: list[nn.Module], n_embd: int, top_k: int):
+        super().__init__()
+        if not 1 <= top_k <= len(experts):
+            raise ValueError(f"top_k must be between 1 and the {len(experts)} experts, got {top_k}")
+        self.top_k = top_k
+        self.router = nn.Linear(n_embd, len(experts), bias=False)
+        self.experts = nn.ModuleList(experts)
+        self.aux_loss = torch.zeros(())
+        self.counts = torch.zeros(len(experts), dtype=torch.long)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, C) -> (B, T, C)
+        tokens = x.reshape(-1, x.shape[-1])  # (N, C): every token on its own
+        scores = self.router(tokens)  # (N, E)
+        best, chosen = scores.topk(self.top_k, dim=-1)  # (N, k) each
+        weights = best.float().softmax(-1).to(x.dtype)  # (N, k): the chosen experts' shares
+        out = torch.zeros_like(tokens)
+        for e, expert in enumerate(self.experts):
+            rows, slot = (chosen == e).nonzero(as_tuple=True)  # the tokens that chose expert e
+            if rows.numel():
+                out.index_add_(0, rows, weights[rows, slot, None] * expert(tokens[rows]))
+        self.aux_loss = load_balancing_loss(scores, chosen, len(self.experts))
+        self.counts = torch.bincount(chosen.flatten(), minlength=len(self.experts)).detach()
+        return out.view_as(x)
+
+
+def load_balancing_loss(scores: torch.Tensor, chosen: torch.Tensor, n_expert: int) -> torch.Tensor:
+    """The Switch Transformer's auxiliary loss, as Mixtral computes it: n_expert · Σ_e f_e · P_e,
+    with f_e the share of the (token, slot) choices that went to expert e (summed over the k
+    slots) and P_e the router's mean probability for e. It is k when the router spreads both
+    evenly, and grows as tokens crowd onto a few experts.
+
+    ``scores`` (N, E) are the router's logits, ``chosen`` (N, k) the experts each token chose."""
+    probs = scores.float().softmax(-1)  # (N, E)
+    picked = F.one_hot(chosen, n_expert).float()  # (N, k, E)
+    share = picked.mean(0)  # (k, E): per slot, the share of tokens each expert got
+    return n_expert * (share * probs.mean(0)).sum()

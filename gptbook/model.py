@@ -27,7 +27,7 @@ from .attention import KVCache, LayerCache, MultiHeadAttention, banded_mask
 from .checks import id_batch, whole
 from .embeddings import tie_weights
 from .files import atomic_write, read_manifest, write_manifest, write_text
-from .layers import MLP, RMSNorm, SwiGLU, swiglu_hidden
+from .layers import MLP, MoE, RMSNorm, SwiGLU, swiglu_hidden
 from .lm import cross_entropy
 from .positional import LearnedPositional
 
@@ -136,6 +136,9 @@ class GPTConfig:
     tie_embeddings: bool = True  # the output layer shares the token embedding's matrix
     norm_eps: float = 1e-5  # added to the variance (LayerNorm) or mean square (RMSNorm)
     qkv_bias: bool = False  # biases on the query/key/value projections even without ``bias``
+    n_expert: int = 0  # > 0: each block's feed-forward layer is a mixture of this many experts
+    expert_top_k: int = 2  # the experts each token runs through
+    aux_loss_weight: float = 0.01  # the load-balancing loss's weight in the training loss
 
     def __post_init__(self):
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd", "pad_vocab_to"):
@@ -147,6 +150,15 @@ class GPTConfig:
             )
         if self.norm not in NORMS:
             raise ValueError(f"norm={self.norm!r}: use 'post' (GPT-1) or 'pre' (GPT-2)")
+        if not isinstance(self.n_expert, int) or self.n_expert < 0:
+            raise ValueError(
+                f"n_expert must be a whole number ≥ 0 (0: dense), got {self.n_expert!r}"
+            )
+        if self.n_expert and not 1 <= self.expert_top_k <= self.n_expert:
+            raise ValueError(
+                f"expert_top_k={self.expert_top_k}: each token runs through 1 to n_expert="
+                f"{self.n_expert} experts"
+            )
         if not self.norm_eps > 0:
             raise ValueError(f"norm_eps must be > 0, got {self.norm_eps}")
         if not 0 <= self.dropout < 1:
@@ -225,8 +237,12 @@ def make_norm(config: GPTConfig) -> nn.Module:
     return nn.LayerNorm(config.n_embd, eps=config.norm_eps, bias=config.bias)
 
 
-def make_mlp(config: GPTConfig) -> nn.Module:
-    """The block's feed-forward layer: GPT's GELU MLP or SwiGLU (chapter 10)."""
+def make_mlp(config: GPTConfig, experts: bool = True) -> nn.Module:
+    """The block's feed-forward layer: GPT's GELU MLP or SwiGLU (chapter 10), or a mixture of
+    ``n_expert`` of them (chapter 10)."""
+    if experts and config.n_expert:
+        mixture = [make_mlp(config, experts=False) for _ in range(config.n_expert)]
+        return MoE(mixture, config.n_embd, config.expert_top_k)
     if config.mlp == "swiglu":
         return SwiGLU(config.n_embd, config.hidden, config.dropout, config.bias)
     return MLP(config.n_embd, config.dropout, config.bias)
@@ -316,7 +332,17 @@ class GPT(nn.Module):
     ):
         logits = self.lm_head(self.features(idx, cache))  # (B, T, padded V)
         logits = logits[..., : self.config.vocab_size]  # (B, T, V): the padding cut off
-        return logits, None if targets is None else cross_entropy(logits, targets)
+        if targets is None:
+            return logits, None
+        loss = cross_entropy(logits, targets)
+        if self.config.n_expert and self.training:  # chapter 10: keep the experts in use
+            loss = loss + self.config.aux_loss_weight * self.aux_loss()
+        return logits, loss
+
+    def aux_loss(self) -> torch.Tensor:
+        """The mean load-balancing loss of the mixture-of-experts blocks' last forward pass."""
+        losses = [block.mlp.aux_loss for block in self.blocks if isinstance(block.mlp, MoE)]
+        return torch.stack(losses).mean()
 
     def features(self, idx: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
         """The final hidden states (B, T, C): what the output layer scores, and what a

@@ -8,6 +8,8 @@ L = n_layer, V = vocabulary, T = block_size), checked against a model built on P
 
 from __future__ import annotations
 
+import dataclasses
+
 from .model import GPTConfig
 
 
@@ -27,6 +29,8 @@ def param_counts(config: GPTConfig) -> dict[str, int]:
         mlp = 3 * d * h + (2 * h + d) * b  # gate and up d → h, down h → d
     else:
         mlp = 2 * d * h + (h + d) * b  # d → 4d → d
+    if config.n_expert:  # chapter 10: n_expert copies and a router, d → n_expert
+        mlp = config.n_expert * mlp + d * config.n_expert
     counts = {
         "token embedding": config.padded_vocab_size * d,
         "position embedding": config.block_size * d if config.positions == "learned" else 0,
@@ -37,6 +41,16 @@ def param_counts(config: GPTConfig) -> dict[str, int]:
     if not config.tie_embeddings:
         counts["output layer"] = config.padded_vocab_size * d
     return counts
+
+
+def active_params(config: GPTConfig) -> int:
+    """The parameters one token's forward pass uses: all of them in a dense model; in a mixture
+    of experts (chapter 10) only ``expert_top_k`` of each block's ``n_expert`` experts."""
+    total = sum(param_counts(config).values())
+    if not config.n_expert:
+        return total
+    expert = param_counts(dataclasses.replace(config, n_expert=0))["MLP"] // config.n_layer
+    return total - config.n_layer * (config.n_expert - config.expert_top_k) * expert
 
 
 def non_embedding(config: GPTConfig) -> int:
@@ -54,7 +68,7 @@ def flops_per_token(config: GPTConfig, T: int | None = None, training: bool = Tr
     matrix stays in, as the output layer's product. A locally banded block (GPT-3, chapter 8)
     scores ``local_window`` keys per token instead of T: 2·min(window, T)·d."""
     T = T or config.block_size
-    weights = sum(param_counts(config).values()) - param_counts(config)["position embedding"]
+    weights = active_params(config) - param_counts(config)["position embedding"]
     forward = 2 * weights + 2 * sum(attended(config, T)) * config.n_embd
     return 3 * forward if training else forward
 
@@ -80,7 +94,8 @@ FLOAT32 = 4
 
 def activation_memory(config: GPTConfig, batch_size: int = 1, T: int | None = None) -> dict:
     """
-    if (config.norm_type, config.mlp, config.kv_heads) != ("layernorm", "gelu", config.n_head):
+    gpt = (config.norm_type, config.mlp, config.kv_heads, config.n_expert)
+    if gpt != ("layernorm", "gelu", config.n_head, 0):
         raise ValueError(
             "activation_memory counts GPT's blocks (LayerNorm, a GELU MLP, one key/value head "
             "per query head); this config has chapter 10's parts"

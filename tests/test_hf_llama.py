@@ -68,6 +68,44 @@ def test_same_logits_as_transformers(tmp_path, shape, kind):
     assert ours.num_params() == theirs.num_parameters()
 
 
+@pytest.mark.parametrize("experts, top_k", [(4, 2), (3, 1)])
+def test_mixtral_same_logits_as_transformers(tmp_path, experts, top_k):
+    config = transformers.MixtralConfig(
+        vocab_size=37,
+        hidden_size=32,
+        intermediate_size=40,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        num_local_experts=experts,
+        num_experts_per_tok=top_k,
+        max_position_embeddings=64,
+        rms_norm_eps=1e-5,
+        bos_token_id=None,
+        eos_token_id=None,
+        pad_token_id=None,
+    )
+    torch.manual_seed(0)
+    theirs = transformers.MixtralForCausalLM(config).eval()
+    theirs.save_pretrained(tmp_path / "mixtral")
+    ours = GPT.from_hf(tmp_path / "mixtral")
+    assert (ours.config.n_expert, ours.config.expert_top_k) == (experts, top_k)
+    assert ours.num_params() == theirs.num_parameters()
+    idx = torch.randint(0, 37, (3, 20), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        want = theirs(idx).logits
+    assert (ours(idx)[0] - want).abs().max() < 1e-4
+    assert ours.blocks[0].mlp.counts.sum() == 3 * 20 * top_k  # every token, k experts
+    prompt = idx[:1, :5]
+    with torch.no_grad():
+        greedy = theirs.generate(
+            prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=20, do_sample=False
+        )
+    assert torch.equal(sampling.generate(ours, prompt, 20, temperature=0), greedy)
+    with pytest.raises(ValueError, match="n_expert=0"):
+        ours.to_hf(tmp_path / "back")
+
+
 def test_cached_generation_equals_transformers(tmp_path):
     theirs, folder = write(
         tmp_path, transformers.LlamaForCausalLM, transformers.LlamaConfig, SHAPES[1]

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from gptbook import sizes
 from gptbook.attention import MultiHeadAttention
 from gptbook.hf import config_to_hf
-from gptbook.layers import RMSNorm, SwiGLU, swiglu_hidden
+from gptbook.layers import MoE, RMSNorm, SwiGLU, load_balancing_loss, swiglu_hidden
 from gptbook.model import GPT, GPTConfig
 from gptbook.positional import apply_rope
 
@@ -123,3 +123,65 @@ def test_llama_presets_count_by_formula_and_train():
 def test_gpt2_checkpoints_refuse_chapter_10_parts():
     with pytest.raises(ValueError, match="chapter 10's parts .*'positions': 'rope'"):
         config_to_hf(GPTConfig.preset("llama-tiny", norm_type="layernorm", mlp="gelu", bias=True))
+
+
+# ---------------------------------------------------------------------- mixture of experts
+def moe_config(**overrides) -> GPTConfig:
+    return GPTConfig.preset("llama-tiny", **{"n_expert": 4, "dropout": 0.0, **overrides})
+
+
+def test_moe_routes_every_token_to_exactly_k_experts():
+    torch.manual_seed(0)
+    experts = [SwiGLU(16, 24) for _ in range(4)]
+    moe, x = MoE(experts, 16, top_k=2), torch.randn(3, 5, 16)
+    out = moe(x)
+    assert out.shape == x.shape and moe.counts.sum() == 3 * 5 * 2
+    # by hand, token by token: the two best experts, weighted by the softmax of their scores
+    token = x[1, 3]
+    scores = moe.router(token)
+    best, chosen = scores.topk(2)
+    want = sum(w * experts[e](token) for w, e in zip(best.softmax(-1), chosen.tolist()))
+    assert torch.allclose(out[1, 3], want, atol=1e-6)
+    one = MoE([experts[0]], 16, top_k=1)  # one expert, always chosen: just that expert
+    assert torch.allclose(one(x), experts[0](x), atol=1e-6)
+    with pytest.raises(ValueError, match="top_k must be between 1 and the 4 experts"):
+        MoE(experts, 16, top_k=5)
+
+
+def test_load_balancing_loss_by_hand_and_against_transformers():
+    scores = torch.tensor([[2.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 3.0], [1.0, 1.0, 0.0]])
+    chosen = scores.topk(1, dim=-1).indices  # experts 0, 1, 2, 0
+    probs = scores.softmax(-1)
+    share = torch.tensor([2, 1, 1]) / 4  # the tokens each expert took
+    want = 3 * (share * probs.mean(0)).sum()
+    assert torch.allclose(load_balancing_loss(scores, chosen, 3), want)
+    even = torch.zeros(6, 3)  # a router with no preference, tokens spread evenly: the loss is k
+    assert torch.allclose(
+        load_balancing_loss(even, torch.arange(6)[:, None] % 3, 3), torch.tensor(1.0)
+    )
+    mixtral = pytest.importorskip("transformers.models.mixtral.modeling_mixtral")
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(20, 8, generator=g)
+    theirs = mixtral.load_balancing_loss_func((logits,), num_experts=8, top_k=2)
+    ours = load_balancing_loss(logits, logits.topk(2, dim=-1).indices, 8)
+    assert torch.allclose(ours, theirs, atol=1e-6)
+
+
+def test_moe_gpt_counts_total_and_active_parameters_and_trains():
+    config = moe_config()
+    with torch.device("meta"):
+        net = GPT(config)
+    assert net.num_params() == sum(sizes.param_counts(config).values())
+    dense = sizes.param_counts(GPTConfig.preset("llama-tiny"))["MLP"]
+    assert sizes.param_counts(config)["MLP"] == 4 * dense + config.n_layer * config.n_embd * 4
+    assert sizes.active_params(config) == sum(sizes.param_counts(config).values()) - 2 * dense
+    torch.manual_seed(0)
+    net = GPT(config)
+    idx = torch.randint(0, 84, (4, 32))
+    loss = net(idx[:, :-1], idx[:, 1:])[1]  # training: cross-entropy + weight · balance loss
+    ce = F.cross_entropy(net(idx[:, :-1])[0].flatten(0, 1), idx[:, 1:].flatten())
+    assert torch.allclose(loss, ce + config.aux_loss_weight * net.aux_loss(), atol=1e-5)
+    net.eval()
+    assert torch.allclose(net(idx[:, :-1], idx[:, 1:])[1], ce, atol=1e-5)  # evaluation: CE only
+    with pytest.raises(ValueError, match="expert_top_k=5: each token runs through 1 to"):
+        moe_config(expert_top_k=5)
