@@ -107,6 +107,7 @@ class MultiHeadAttention(nn.Module):
         n_kv_head: int | None = None,
         rope_base: float | None = None,
         qkv_bias: bool | None = None,
+        rope_factor: float = 1.0,
     ):
         super().__init__()
         n_embd, n_head = whole("n_embd", n_embd), whole("n_head", n_head)
@@ -132,6 +133,7 @@ class MultiHeadAttention(nn.Module):
         )
         self.n_kv_head, self.head_dim = n_kv_head, n_embd // n_head
         self.rope_base = rope_base  # chapter 10: rotate queries and keys by position (RoPE)
+        self.rope_factor = rope_factor  # positions divided by it: position interpolation
         kv_dim = n_kv_head * self.head_dim  # n_embd unless heads share keys and values (GQA)
         qkv_bias = bias if qkv_bias is None else qkv_bias  # Qwen2: biases here, not in proj
         self.qkv = nn.Linear(n_embd, n_embd + 2 * kv_dim, bias=qkv_bias)
@@ -165,7 +167,7 @@ class MultiHeadAttention(nn.Module):
         q, k, v = self.split_heads(q), self.split_heads(k), self.split_heads(v)  # (B, H·, T, D)
         past = 0 if cache is None else cache.start
         if self.rope_base is not None:  # chapter 10: positions past .. past + T - 1
-            positions = torch.arange(past, past + T, device=x.device)
+            positions = torch.arange(past, past + T, device=x.device) / self.rope_factor
             q, k = (
                 apply_rope(q, positions, self.rope_base),
                 apply_rope(k, positions, self.rope_base),

@@ -51,13 +51,14 @@ def config_from_llama(hf: dict) -> GPTConfig:
     kind = hf.get("model_type")
     if kind not in LLAMA_TYPES:
         raise ValueError(f"model_type {kind!r}: this loader reads {', '.join(LLAMA_TYPES)}")
-    rope = hf.get("rope_parameters") or {"rope_theta": hf.get("rope_theta", 10_000.0)}
+    rope = {"rope_theta": hf.get("rope_theta", 10_000.0), **(hf.get("rope_scaling") or {})}
+    rope.update(hf.get("rope_parameters") or {})  # transformers 5 keeps them all here
+    rope_type = rope.get("rope_type", rope.get("type", "default"))
     heads, d = hf["num_attention_heads"], hf["hidden_size"]
     checks = {
         "hidden_act": (hf.get("hidden_act", "silu") == "silu", "silu"),
         "head_dim": (hf.get("head_dim") in (None, d // heads), f"{d // heads} = hidden / heads"),
-        "rope_type": (rope.get("rope_type", "default") == "default", "default"),
-        "rope_scaling": (not hf.get("rope_scaling"), "none"),
+        "rope_type": (rope_type in ("default", "linear"), "default or linear"),
         "attention_bias": (not hf.get("attention_bias", False), "false"),
         "mlp_bias": (not hf.get("mlp_bias", False), "false"),
         "use_sliding_window": (not hf.get("use_sliding_window", False), "false"),
@@ -85,6 +86,8 @@ def config_from_llama(hf: dict) -> GPTConfig:
         mlp="swiglu",
         positions="rope",
         rope_base=float(rope["rope_theta"]),
+        rope_scaling="linear" if rope_type == "linear" else "none",
+        rope_factor=float(rope.get("factor", 1.0)) if rope_type == "linear" else 1.0,
         tie_embeddings=bool(hf.get("tie_word_embeddings", False)),
         n_expert=hf.get("num_local_experts", 0) if kind == "mixtral" else 0,
         expert_top_k=hf.get("num_experts_per_tok", 2),
@@ -99,11 +102,18 @@ def config_to_llama(config: GPTConfig) -> dict:
         "rmsnorm",
         "swiglu",
         "rope",
-    ) or (config.bias or config.qkv_bias or config.local_window or config.n_expert):
+    ) or (
+        config.bias
+        or config.qkv_bias
+        or config.local_window
+        or config.n_expert
+        or config.rope_scaling == "ntk"
+    ):
         raise ValueError(
             "to_hf writes a Llama checkpoint only for a Llama-style GPT: norm='pre', "
             "norm_type='rmsnorm', mlp='swiglu', positions='rope', bias=False, qkv_bias=False, "
-            "local_window=0, n_expert=0 (GPTConfig.preset('llama-small') is one)"
+            "local_window=0, n_expert=0, rope_scaling 'none' or 'linear' "
+            "(GPTConfig.preset('llama-small') is one)"
         )
     return {
         "model_type": "llama",
@@ -118,6 +128,14 @@ def config_to_llama(config: GPTConfig) -> dict:
         "hidden_act": "silu",
         "rms_norm_eps": config.norm_eps,
         "rope_theta": config.rope_base,
+        "rope_parameters": {
+            "rope_theta": config.rope_base,
+            **(
+                {"rope_type": "linear", "factor": config.rope_factor}
+                if config.rope_scaling == "linear"
+                else {"rope_type": "default"}
+            ),
+        },
         "attention_bias": False,
         "mlp_bias": False,
         "tie_word_embeddings": config.tie_embeddings,

@@ -36,6 +36,7 @@ NORMS = ("post", "pre")
 NORM_TYPES = ("layernorm", "rmsnorm")
 MLPS = ("gelu", "swiglu")
 POSITIONS = ("learned", "rope")
+ROPE_SCALINGS = ("none", "linear", "ntk")
 #: The file :meth:`GPT.save` writes last, with the SHA-256 of the others.
 SAVED_MANIFEST = "manifest.json"
 
@@ -132,6 +133,8 @@ class GPTConfig:
     mlp_hidden: int = 0  # the feed-forward width; 0: 4·n_embd (GELU) or swiglu_hidden (SwiGLU)
     positions: str = "learned"  # or "rope": queries and keys rotated, no position table
     rope_base: float = 10_000.0
+    rope_scaling: str = "none"  # or "linear" (position interpolation) or "ntk": longer contexts
+    rope_factor: float = 1.0  # how many times the trained context the scaling stretches to
     n_kv_head: int = 0  # key/value heads (GQA); 0: one per query head
     tie_embeddings: bool = True  # the output layer shares the token embedding's matrix
     norm_eps: float = 1e-5  # added to the variance (LayerNorm) or mean square (RMSNorm)
@@ -159,6 +162,11 @@ class GPTConfig:
                 f"expert_top_k={self.expert_top_k}: each token runs through 1 to n_expert="
                 f"{self.n_expert} experts"
             )
+        if not self.rope_factor >= 1 or (self.rope_scaling == "none") != (self.rope_factor == 1):
+            raise ValueError(
+                f"rope_scaling={self.rope_scaling!r} with rope_factor={self.rope_factor}: a "
+                "scaling stretches the context by a factor > 1, and 'none' needs rope_factor=1"
+            )
         if not self.norm_eps > 0:
             raise ValueError(f"norm_eps must be > 0, got {self.norm_eps}")
         if not 0 <= self.dropout < 1:
@@ -167,6 +175,7 @@ class GPTConfig:
             ("norm_type", NORM_TYPES),
             ("mlp", MLPS),
             ("positions", POSITIONS),
+            ("rope_scaling", ROPE_SCALINGS),
         ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name}={getattr(self, name)!r}: use one of {allowed}")
@@ -219,6 +228,18 @@ class GPTConfig:
         return swiglu_hidden(self.n_embd) if self.mlp == "swiglu" else 4 * self.n_embd
 
     @property
+    def rope(self) -> tuple[float, float]:
+        """RoPE's (base, position divisor) after the scaling (chapter 10): position interpolation
+        divides positions by the factor (Chen et al., 2023); NTK-aware scaling raises the base
+        by factor^(D / (D - 2)) instead, stretching the slow pairs and keeping the fast ones."""
+        if self.rope_scaling == "linear":
+            return self.rope_base, self.rope_factor
+        if self.rope_scaling == "ntk":
+            D = self.n_embd // self.n_head
+            return self.rope_base * self.rope_factor ** (D / (D - 2)), 1.0
+        return self.rope_base, 1.0
+
+    @property
     def padded_vocab_size(self) -> int:
         return math.ceil(self.vocab_size / self.pad_vocab_to) * self.pad_vocab_to
 
@@ -267,7 +288,8 @@ class Block(nn.Module):
             bias=config.bias,
             qkv_bias=config.bias or config.qkv_bias,
             n_kv_head=config.kv_heads,
-            rope_base=config.rope_base if config.positions == "rope" else None,
+            rope_base=config.rope[0] if config.positions == "rope" else None,
+            rope_factor=config.rope[1],
         )
         self.ln2 = make_norm(config)
         self.mlp = make_mlp(config)

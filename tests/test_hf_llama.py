@@ -3,6 +3,7 @@ LlamaForCausalLM and Qwen2ForCausalLM on tiny random checkpoints it writes, both
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -159,3 +160,26 @@ def test_refusals(tmp_path):
     (folder / "config.json").write_text(json.dumps({**hf, "intermediate_size": 90}))
     with pytest.raises(ValueError, match="the weights and the configuration differ"):
         GPT.from_hf(folder)
+
+
+def test_linear_rope_scaling_equals_transformers_both_ways(tmp_path):
+    """Position interpolation (rope_scaling 'linear', factor 2) read from a checkpoint and
+    written back: transformers computes the same logits, past the trained context too."""
+    config = GPTConfig.preset(
+        "llama-tiny", rope_scaling="linear", rope_factor=2.0, dropout=0.0, block_size=128
+    )
+    torch.manual_seed(0)
+    ours = GPT(config).eval()
+    path = ours.to_hf(tmp_path / "scaled")
+    theirs = transformers.LlamaForCausalLM.from_pretrained(path).eval()
+    idx = torch.randint(0, config.vocab_size, (1, 120), generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        assert (ours(idx)[0] - theirs(idx).logits).abs().max() < 1e-4
+    again = GPT.from_hf(path)
+    assert (again.config.rope_scaling, again.config.rope_factor) == ("linear", 2.0)
+    unscaled = GPT(dataclasses.replace(config, rope_scaling="none", rope_factor=1.0)).eval()
+    unscaled.load_state_dict(ours.state_dict())
+    with torch.no_grad():  # the scaling changes what the model computes
+        assert (unscaled(idx)[0] - ours(idx)[0]).abs().max() > 1e-3
+    with pytest.raises(ValueError, match="rope_scaling 'none' or 'linear'"):
+        GPT(dataclasses.replace(config, rope_scaling="ntk")).to_hf(tmp_path / "ntk")

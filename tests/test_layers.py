@@ -89,6 +89,9 @@ def test_rope_scores_depend_on_relative_positions_only():
         (dict(n_kv_head=-1), "n_kv_head must be a whole number ≥ 0"),
         (dict(mlp_hidden=100), "GPT's GELU MLP is 4·n_embd = 128 wide"),
         (dict(positions="rope", n_embd=12, n_head=4), "odd number: choose an even head size"),
+        (dict(rope_scaling="linear", rope_factor=0.5), "stretches the context by a factor > 1"),
+        (dict(rope_factor=2.0), "'none' needs rope_factor=1"),
+        (dict(rope_scaling="yarn", rope_factor=2.0), "rope_scaling='yarn': use one of"),
     ],
 )
 def test_config_switches_refuse_bad_values(overrides, message):
@@ -185,3 +188,11 @@ def test_moe_gpt_counts_total_and_active_parameters_and_trains():
     assert torch.allclose(net(idx[:, :-1], idx[:, 1:])[1], ce, atol=1e-5)  # evaluation: CE only
     with pytest.raises(ValueError, match="expert_top_k=5: each token runs through 1 to"):
         moe_config(expert_top_k=5)
+
+
+def test_rope_scaling_stretches_positions_or_the_base():
+    base = dict(vocab_size=11, block_size=8, n_layer=1, n_head=4, n_embd=32, positions="rope")
+    assert GPTConfig(**base).rope == (10_000.0, 1.0)
+    assert GPTConfig(**base, rope_scaling="linear", rope_factor=4.0).rope == (10_000.0, 4.0)
+    ntk_base, divisor = GPTConfig(**base, rope_scaling="ntk", rope_factor=4.0).rope
+    assert divisor == 1.0 and ntk_base == pytest.approx(10_000 * 4 ** (8 / 6))  # D = 8
