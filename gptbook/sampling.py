@@ -16,14 +16,10 @@ import torch
 from .checks import id_batch, whole
 
 
-def probabilities(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-    """softmax(logits / temperature) over the last dimension; temperature 0 puts all the mass on
-    the argmax."""
-    if not temperature >= 0 or temperature == float("inf"):  # NaN fails every comparison
-        raise ValueError(f"temperature must be a number ≥ 0 (0 = greedy), got {temperature}")
-    if temperature == 0:
-        return torch.nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).to(logits.dtype)
-    return torch.softmax(logits / temperature, dim=-1)
+def probabilities(logits: torch.Tensor, t: float = 1.0) -> torch.Tensor:
+    """softmax(logits / t) over the last dimension (:func:`temperature`, then the softmax);
+    t = 0 puts all the mass on the argmax."""
+    return temperature(logits, t).softmax(-1)
 
 
 def generate(

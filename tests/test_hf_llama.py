@@ -21,9 +21,11 @@ SHAPES = [  # (layers, heads, key/value heads, width, hidden, tied, rope base)
 ]
 
 
-def write(tmp_path, cls, config_cls, shape, seed=0):
+def write(tmp_path, cls, config_cls, shape, seed=0, **extra):
+    """A random ``cls`` of ``shape`` (and ``extra`` config fields), saved by transformers."""
     L, H, Hkv, d, h, tied, base = shape
     config = config_cls(
+        **extra,
         vocab_size=37,
         hidden_size=d,
         intermediate_size=h,
@@ -71,25 +73,15 @@ def test_same_logits_as_transformers(tmp_path, shape, kind):
 
 @pytest.mark.parametrize("experts, top_k", [(4, 2), (3, 1)])
 def test_mixtral_same_logits_as_transformers(tmp_path, experts, top_k):
-    config = transformers.MixtralConfig(
-        vocab_size=37,
-        hidden_size=32,
-        intermediate_size=40,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
+    theirs, folder = write(
+        tmp_path,
+        transformers.MixtralForCausalLM,
+        transformers.MixtralConfig,
+        (2, 4, 2, 32, 40, False, 10_000.0),
         num_local_experts=experts,
         num_experts_per_tok=top_k,
-        max_position_embeddings=64,
-        rms_norm_eps=1e-5,
-        bos_token_id=None,
-        eos_token_id=None,
-        pad_token_id=None,
     )
-    torch.manual_seed(0)
-    theirs = transformers.MixtralForCausalLM(config).eval()
-    theirs.save_pretrained(tmp_path / "mixtral")
-    ours = GPT.from_hf(tmp_path / "mixtral")
+    ours = GPT.from_hf(folder)
     assert (ours.config.n_expert, ours.config.expert_top_k) == (experts, top_k)
     assert ours.num_params() == theirs.num_parameters()
     idx = torch.randint(0, 37, (3, 20), generator=torch.Generator().manual_seed(1))
