@@ -190,8 +190,10 @@ def show(obj: Any) -> Source:
     """Show the source of a gptbook function, class or module, as the package defines it.
 
     The book never copies package code into a notebook: it calls ``book.show(thing)``,
-    which renders the code that actually runs.
+    which renders the code that actually runs. A property shows its getter.
     """
+    if isinstance(obj, property):  # e.g. book.show(GPTConfig.rope)
+        obj = obj.fget
     obj = inspect.unwrap(obj)  # decorated functions (e.g. @torch.no_grad) show their own code
     module = inspect.getmodule(obj)
     if module is None or not module.__name__.startswith("gptbook"):

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from gptbook import book, data, tokenizers
+from gptbook.config import GPTConfig
 
 
 def test_scale_from_environment(monkeypatch):
@@ -99,6 +100,9 @@ def test_show_renders_package_source():
     assert "```python\ndef get_batch(" in shown._repr_markdown_()
     assert book.show(tokenizers.CharTokenizer).code.startswith("class CharTokenizer")
     assert "Notebook support" in book.show(book).code
+    rope = book.show(GPTConfig.rope)  # a property: its getter
+    assert rope.name == "GPTConfig.rope" and rope.path == "gptbook/config.py"
+    assert rope.code.lstrip().startswith("@property\n    def rope(self)")
 
 
 def test_show_refuses_foreign_objects():
