@@ -133,3 +133,26 @@ def kv_cache_bytes(
     T = config.block_size if T is None else T
     width = config.kv_heads * (config.n_embd // config.n_head)  # n_embd without GQA
     return 2 * config.n_layer * T * width * batch_size * bytes_per_element
+
+
+def matched_width(config: GPTConfig, target: int) -> GPTConfig:
+    """``config`` with the SwiGLU width whose parameter count (active count, with experts) comes
+    closest to ``target``: chapter 10 compares its parts at matched size. The count is a straight
+    line in the width, so two counts give it."""
+    if config.mlp != "swiglu":
+        raise ValueError(
+            f"mlp={config.mlp!r}: GPT's GELU MLP is 4·n_embd wide, so only mlp='swiglu' has a "
+            "width to match"
+        )
+
+    def count(width: int) -> int:
+        return active_params(dataclasses.replace(config, mlp_hidden=width))
+
+    per_unit = count(2) - count(1)  # the weights one more hidden unit adds
+    width = round((target - count(1)) / per_unit) + 1
+    if width < 1:
+        raise ValueError(
+            f"target={target:,} is below this config's {count(1):,} parameters at width 1: "
+            "the rest of the model is already larger"
+        )
+    return dataclasses.replace(config, mlp_hidden=width)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
 from gptbook import measure, sizes
+from gptbook.config import LLM_TABLE
 from gptbook.model import GPT, PRESETS, GPTConfig
 
 
@@ -95,3 +98,56 @@ def test_non_embedding_parameters_are_the_blocks_and_the_final_layernorm():
         sizes.non_embedding(config)
         == GPT(config).num_params(non_embedding=True) - config.vocab_size * config.n_embd
     )
+
+
+#: The parameter counts of the released checkpoints (their safetensors files' tensors added up).
+RELEASED = {
+    "llama2-7b": 6_738_415_616,
+    "llama2-70b": 68_976_648_192,
+    "llama3-8b": 8_030_261_248,
+    "llama3-70b": 70_553_706_496,
+    "mixtral-8x7b": 46_702_792_704,
+}
+
+
+def test_every_published_llm_preset_has_its_released_count_checked():
+    assert set(RELEASED) == set(LLM_TABLE)
+
+
+@pytest.mark.parametrize("name", list(RELEASED))
+def test_published_llm_presets_have_the_released_parameter_counts(name):
+    assert sum(sizes.param_counts(GPTConfig.preset(name)).values()) == RELEASED[name]
+
+
+def test_mixtral_runs_about_13b_of_its_47b_parameters_per_token():
+    config = GPTConfig.preset("mixtral-8x7b")
+    # the paper: "each token has access to 47B parameters, but only uses 13B active parameters"
+    assert round(sum(sizes.param_counts(config).values()) / 1e9) == 47
+    assert round(sizes.active_params(config) / 1e9) == 13
+    # its KV cache: 8 key/value heads of 128 instead of 32, a quarter of multi-head attention's
+    full = sizes.kv_cache_bytes(GPTConfig.preset("mixtral-8x7b", n_kv_head=0))
+    assert sizes.kv_cache_bytes(config) * 4 == full == 16 * 2**30
+
+
+@pytest.mark.parametrize(
+    "changes", [dict(), dict(positions="rope", bias=False, n_kv_head=2), dict(n_expert=4)]
+)
+def test_matched_width_brings_the_count_closest_to_the_target(changes):
+    gpt2 = GPTConfig(n_layer=2, n_head=4, n_embd=64, norm="pre")
+    target = sum(sizes.param_counts(gpt2).values())
+    config = sizes.matched_width(GPTConfig(**{**vars(gpt2), "mlp": "swiglu", **changes}), target)
+    count = sizes.active_params(config)
+    below, above = (
+        sizes.active_params(dataclasses.replace(config, mlp_hidden=config.mlp_hidden + step))
+        for step in (-1, 1)
+    )
+    assert below < count < above
+    assert abs(count - target) <= min(abs(below - target), abs(above - target))
+    assert abs(count - target) <= (above - count) / 2  # within half a hidden unit's weights
+
+
+def test_matched_width_refuses_what_it_cannot_match():
+    with pytest.raises(ValueError, match="only mlp='swiglu' has a width"):
+        sizes.matched_width(GPTConfig(), 10**6)
+    with pytest.raises(ValueError, match="below this config's"):
+        sizes.matched_width(GPTConfig(mlp="swiglu"), 1000)
