@@ -301,6 +301,30 @@ def speculative_step(ps, qs, drafted, u, stop=True, residual=True):
     return n, r / r.sum()
 
 
+def rms_norm(x, weight, eps, centre=False, over=-1):
+    if centre:  # a wrong answer: LayerNorm's centring
+        x = x - x.mean(-1, keepdim=True)
+    return x / torch.sqrt(x.pow(2).mean(over, keepdim=True) + eps) * weight
+
+
+def swiglu(x, w_gate, w_up, w_down, act=F.silu, swap=False):
+    gate, up = x @ w_gate.T, x @ w_up.T
+    if swap:
+        gate, up = up, gate
+    return (act(gate) * up) @ w_down.T
+
+
+def route(scores, k, renormalise=True):
+    best, experts = scores.topk(k, dim=-1)
+    if not renormalise:  # a wrong answer: the softmax over all experts, then the top k
+        return scores.softmax(-1).gather(-1, experts), experts
+    return best.softmax(-1), experts
+
+
+def repeat_kv(kv, n_rep):
+    return kv.repeat_interleave(n_rep, dim=1)
+
+
 # The arguments of each grader when the answer is right (top_chars is a value: built lazily).
 RIGHT: dict[str, Callable[[], tuple]] = {
     "0.1": lambda: (longest_work,),
@@ -342,6 +366,10 @@ RIGHT: dict[str, Callable[[], tuple]] = {
     "9.2": lambda: (nucleus,),
     "9.3": lambda: (attend_with_cache,),
     "9.4": lambda: (speculative_step,),
+    "10.1": lambda: (rms_norm,),
+    "10.2": lambda: (swiglu,),
+    "10.3": lambda: (route,),
+    "10.4": lambda: (repeat_kv,),
 }
 
 
@@ -664,6 +692,29 @@ WRONG = [
     ("9.4", "never tested", lambda *a: speculative_step(*a, stop=False)),
     ("9.4", r"residual max\(p - q, 0\)", lambda *a: speculative_step(*a, residual=False)),
     ("9.4", r"return \(n, dist\)", lambda *a: speculative_step(*a)[0]),
+    # 10.1: LayerNorm, the sum of squares, no gain, the batch's mean, no eps
+    ("10.1", "that is LayerNorm", lambda x, w, e: rms_norm(x, w, e, centre=True)),
+    (
+        "10.1",
+        "mean of the squares",
+        lambda x, w, e: x / (x.pow(2).sum(-1, keepdim=True) + e).sqrt() * w,
+    ),
+    ("10.1", "multiply by weight", lambda x, w, e: rms_norm(x, 1.0, e)),
+    ("10.1", r"over the features \(dim=-1\)", lambda x, w, e: rms_norm(x, w, e, over=0)),
+    ("10.1", "NaN or inf", lambda x, w, e: rms_norm(x, w, 0.0)),
+    # 10.2: the gate on the wrong side, GLU's sigmoid, GELU, no up projection
+    ("10.2", "not the up projection", lambda *a: swiglu(*a, swap=True)),
+    ("10.2", "that is GLU", lambda *a: swiglu(*a, act=torch.sigmoid)),
+    ("10.2", "GEGLU", lambda *a: swiglu(*a, act=F.gelu)),
+    ("10.2", "multiply by the up", lambda x, g, u, d: F.silu(x @ g.T) @ d.T),
+    # 10.3: not renormalised, raw scores, the worst experts, one value
+    ("10.3", "renormalise over the k chosen", lambda s, k: route(s, k, renormalise=False)),
+    ("10.3", "raw scores", lambda s, k: s.topk(k, dim=-1)),
+    ("10.3", "not each token's k best", lambda s, k: route(-s, k)),
+    ("10.3", r"return \(weights, experts\)", lambda s, k: route(s, k)[1]),
+    # 10.4: tiled instead of interleaved, the wrong dimension
+    ("10.4", "repeat_interleave", lambda kv, n: kv.repeat(1, n, 1, 1)),
+    ("10.4", "along the heads", lambda kv, n: kv.repeat_interleave(n, dim=2)),
 ]
 
 
@@ -724,10 +775,11 @@ def _exercise_cells(path):
             yield "".join(cell["source"]), nbgrader.get("grade", False), cell.get("outputs", [])
 
 
-@pytest.mark.parametrize("chapter", range(10))
+@pytest.mark.parametrize("chapter", range(11))
 def test_notebook_solutions_pass(root, chapter):
     (path,) = (root / "book").glob(f"{chapter:02d}_*.ipynb")
-    namespace = {"torch": torch, "data": data, "math": math, "exercises": exercises}
+    namespace = {"torch": torch, "F": torch.nn.functional, "data": data, "math": math}
+    namespace["exercises"] = exercises
     graded = 0
     for source, is_grade, outputs in _exercise_cells(path):
         printed = io.StringIO()

@@ -19,6 +19,7 @@ from .ch06 import check_06_1, check_06_2, check_06_3, check_06_4
 from .ch07 import check_07_1, check_07_2, check_07_3, check_07_4
 from .ch08 import check_08_1, check_08_2, check_08_3, check_08_4
 from .ch09 import check_09_1, check_09_2, check_09_3, check_09_4
+from .ch10 import check_10_1, check_10_2, check_10_3, check_10_4
 
 __all__ = [
     "ExerciseFailed",
@@ -61,4 +62,8 @@ __all__ = [
     "check_09_2",
     "check_09_3",
     "check_09_4",
+    "check_10_1",
+    "check_10_2",
+    "check_10_3",
+    "check_10_4",
 ]
