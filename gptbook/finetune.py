@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .checks import whole
+from .embeddings import tie_weights
 from .lm import IGNORE_INDEX, cross_entropy
 from .model import GPT
 from .train import TrainConfig, Trainer
@@ -57,23 +58,38 @@ class SpecialTokens:
         return (self.start, self.delim, self.extract)
 
 
-def add_special_tokens(model: GPT) -> SpecialTokens:
-    """Append ``start``, ``delim`` and ``extract`` to ``model``'s token table, in place.
+def grow_vocab(model: GPT, n: int) -> list[int]:
+    """Append ``n`` tokens to ``model``'s vocabulary, in place, and return their ids.
 
-    The new rows are initialised like the others, N(0, 0.02); the pretrained rows are copied
-    unchanged, and the output layer stays tied to the (larger) table.
+    The new rows of the token table are initialised like the others, N(0, 0.02); the pretrained
+    rows are copied unchanged. A tied output layer stays tied to the (larger) table; an untied
+    one (chapter 10) grows too, its new rows initialised the same way. Chapter 6 adds GPT-1's
+    three task tokens with it, chapter 11 the tokens of a chat.
     """
+    whole("n", n)
     config, old = model.config, model.wte.weight.data
     V = config.vocab_size
-    model.config = dataclasses.replace(config, vocab_size=V + 3)
+    model.config = dataclasses.replace(config, vocab_size=V + n)
     table = nn.Embedding(model.config.padded_vocab_size, config.n_embd).to(old.device, old.dtype)
     nn.init.normal_(table.weight, std=0.02)
     with torch.no_grad():
         table.weight[:V] = old[:V]  # the pretrained rows, untouched
-    model.wte = table
+    old_head, model.wte = model.lm_head.weight.data, table
     model.lm_head = nn.Linear(config.n_embd, model.config.padded_vocab_size, bias=False)
-    model.lm_head.weight = model.wte.weight  # tied, as before
-    return SpecialTokens(start=V, delim=V + 1, extract=V + 2)
+    if config.tie_embeddings:
+        tie_weights(model.wte, model.lm_head)  # tied, as before
+    else:
+        model.lm_head.to(old.device, old.dtype)
+        nn.init.normal_(model.lm_head.weight, std=0.02)
+        with torch.no_grad():
+            model.lm_head.weight[:V] = old_head[:V]
+    return list(range(V, V + n))
+
+
+def add_special_tokens(model: GPT) -> SpecialTokens:
+    """Append ``start``, ``delim`` and ``extract`` to ``model``'s vocabulary, in place
+    (:func:`grow_vocab`)."""
+    return SpecialTokens(*grow_vocab(model, 3))
 
 
 def build_inputs(

@@ -95,6 +95,22 @@ def test_special_tokens_grow_the_table_and_keep_it_tied(gpt):
     assert logits.shape == (1, 4, 33)
 
 
+def test_grow_vocab_grows_an_untied_output_layer_too():
+    """A Llama-style model (chapter 10) has its own output matrix: its old rows are kept, its
+    new rows are initialised like the table's, and it stays a separate matrix."""
+    torch.manual_seed(0)
+    gpt = GPT(GPTConfig.preset("llama-tiny", vocab_size=30, pad_vocab_to=1))
+    table, head = gpt.wte.weight.detach().clone(), gpt.lm_head.weight.detach().clone()
+    assert finetune.grow_vocab(gpt, 4) == [30, 31, 32, 33]
+    assert gpt.config.vocab_size == 34 and gpt.lm_head.weight is not gpt.wte.weight
+    assert torch.equal(gpt.wte.weight[:30], table) and torch.equal(gpt.lm_head.weight[:30], head)
+    assert 0.01 < gpt.lm_head.weight[30:].std() < 0.03
+    logits, _ = gpt(torch.tensor([[33, 1, 2]]))
+    assert logits.shape == (1, 3, 34)
+    with pytest.raises(ValueError, match="n must be"):
+        finetune.grow_vocab(gpt, 0)
+
+
 def test_special_tokens_use_the_spare_rows_of_a_padded_table():
     """A table padded to a multiple of 64 (chapter 5's BPE model) has room for the three: the
     token rows stay as they were, the special tokens take spare rows, the table stays 64 rows."""
