@@ -111,6 +111,12 @@ def evaluate(model, ids: torch.Tensor, block_size: int = 256, batch_size: int = 
     return total / count
 
 
+def target_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """log p of each target under ``logits``: (..., V) and (...) give (...), computed in
+    float32. Chapter 11's preference losses take gradients through it."""
+    return log_softmax(logits.float()).gather(-1, targets[..., None]).squeeze(-1)
+
+
 @torch.no_grad()
 def token_logprobs(model, ids: torch.Tensor) -> torch.Tensor:
     """log p(ids[:, t] | ids[:, :t]) for t = 1 … T-1, from one forward pass: (B, T - 1).
@@ -118,7 +124,7 @@ def token_logprobs(model, ids: torch.Tensor) -> torch.Tensor:
     Chapter 9 scores generated samples with it (how likely the model finds its own text);
     ``ids`` (B, T) must fit in the model's context."""
     logits, _ = model(ids[:, :-1])  # (B, T - 1, V): position t - 1 predicts token t
-    return log_softmax(logits.float()).gather(-1, ids[:, 1:, None]).squeeze(-1)
+    return target_logprobs(logits, ids[:, 1:])
 
 
 def fit(

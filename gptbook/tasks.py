@@ -134,7 +134,7 @@ def speeches(text: str) -> list[dict]:
 
 
 @functools.lru_cache(maxsize=2)
-def _plays(split: str) -> dict[str, list[dict]]:
+def plays(split: str) -> dict[str, list[dict]]:
     """The speeches of each play of ``split`` (train or test), by play id."""
     if split not in PLAY_SPLITS:
         raise ValueError(f"split={split!r}: use 'train' or 'test'")
@@ -164,9 +164,9 @@ def next_line(
     import datasets
 
     rng, rows = random.Random(f"next_line/{split}/{seed}"), []
-    plays = _plays(split)
+    by_play = plays(split)
     for _ in range(n):
-        play = plays[rng.choice(sorted(plays))]
+        play = by_play[rng.choice(sorted(by_play))]
         lines = [line for s in play for line in s["lines"]]
         speech = rng.choice([s for s in play if len(s["lines"]) > 1])
         i = rng.randrange(len(speech["lines"]) - 1)
@@ -194,9 +194,9 @@ def last_word(
     import datasets
 
     rng, rows = random.Random(f"last_word/{split}/{seed}"), []
-    plays = _plays(split)
+    by_play = plays(split)
     while len(rows) < n:
-        play = plays[rng.choice(sorted(plays))]
+        play = by_play[rng.choice(sorted(by_play))]
         found = _LAST_WORD.match("\n".join(rng.choice(play)["lines"]))
         if not found:  # a one-word speech
             continue
@@ -224,7 +224,7 @@ def same_speaker(split: str, n: int, max_chars: int = 100, seed: int = 0) -> dat
     rng, rows = random.Random(f"same_speaker/{split}/{seed}"), []
     scenes = [
         group
-        for play in _plays(split).values()
+        for play in plays(split).values()
         for group in _by(play, "scene").values()
         if len({s["speaker"] for s in group}) > 1
         and any(len(v) > 1 for v in _by(group, "speaker").values())
@@ -252,18 +252,18 @@ def same_scene(split: str, n: int, max_chars: int = 100, seed: int = 0) -> datas
     import datasets
 
     rng, rows = random.Random(f"same_scene/{split}/{seed}"), []
-    plays = _plays(split)
-    ids = sorted(plays)
+    by_play = plays(split)
+    ids = sorted(by_play)
     while len(rows) < n:
         label = len(rows) % len(SCENE_LABELS)
         play = rng.choice(ids)
-        premise = rng.choice(plays[play])
+        premise = rng.choice(by_play[play])
         if label == 0:
-            pool = [s for s in plays[play] if s["scene"] == premise["scene"] and s is not premise]
+            pool = [s for s in by_play[play] if s["scene"] == premise["scene"] and s is not premise]
         elif label == 1:
-            pool = [s for s in plays[play] if s["scene"] != premise["scene"]]
+            pool = [s for s in by_play[play] if s["scene"] != premise["scene"]]
         else:
-            pool = plays[rng.choice([p for p in ids if p != play])]
+            pool = by_play[rng.choice([p for p in ids if p != play])]
         if pool:
             hypothesis = rng.choice(pool)
             texts = [clip(" ".join(x["lines"]), max_chars) for x in (premise, hypothesis)]

@@ -126,3 +126,12 @@ def test_modules_import_only_earlier_chapters(root):
                     f"{path.name} (chapter {chapter}) imports {name} (chapter {modules[name]})"
                 )
     assert not late, "\n".join(late)
+
+
+def test_every_module_is_an_attribute_of_the_package(root):
+    """``gptbook.<module>`` works for every module without importing it first."""
+    import gptbook
+
+    modules = {p.stem for p in (root / "gptbook").glob("*.py") if not p.stem.startswith("_")}
+    assert modules | {"exercises"} == set(gptbook._SUBMODULES)
+    assert all(getattr(gptbook, name).__name__ == f"gptbook.{name}" for name in modules)

@@ -51,7 +51,7 @@ def test_speeches_are_parsed_with_speaker_and_scene():
 
 
 def test_the_held_out_plays_give_many_speeches():
-    plays = tasks._plays("test")
+    plays = tasks.plays("test")
     assert sorted(plays) == ["hamlet", "henry_v", "tempest", "twelfth_night"]
     for speeches in plays.values():
         assert len(speeches) > 500 and max(s["scene"] for s in speeches) >= 8
@@ -62,7 +62,7 @@ def test_next_line_questions_have_one_true_next_line():
     questions = tasks.next_line("test", 50, n_choices=4, max_chars=1000)
     lines = {
         (a, b)
-        for play in tasks._plays("test").values()
+        for play in tasks.plays("test").values()
         for s in play
         for a, b in zip(s["lines"], s["lines"][1:])
     }
@@ -82,7 +82,7 @@ def test_last_word_questions_end_a_real_speech():
     questions = tasks.last_word("test", 60, n_choices=4, max_chars=10_000)
     speeches = [
         " ".join(" ".join(s["lines"]).split())
-        for play in tasks._plays("test").values()
+        for play in tasks.plays("test").values()
         for s in play
     ]
     assert set(questions["label"]) == {0, 1, 2, 3}, "the true answer is at every position"
@@ -103,7 +103,7 @@ def test_same_speaker_pairs_are_balanced_and_right():
     pairs = tasks.same_speaker("test", 40, max_chars=10**6)
     assert sum(pairs["label"]) == 20
     by_text = {}
-    for play in tasks._plays("test").values():
+    for play in tasks.plays("test").values():
         for s in play:
             by_text.setdefault(" ".join(s["lines"]), set()).add(s["speaker"])
     for p in pairs:
