@@ -325,6 +325,27 @@ def repeat_kv(kv, n_rep):
     return kv.repeat_interleave(n_rep, dim=1)
 
 
+def sft_loss(logits, ids, mask, shift=True, reduction="mean"):
+    if not shift:  # a wrong answer: the logits at t scoring token t
+        return F.cross_entropy(logits[mask], ids[mask], reduction=reduction)
+    keep = mask[:, 1:]
+    return F.cross_entropy(logits[:, :-1][keep], ids[:, 1:][keep], reduction=reduction)
+
+
+def bradley_terry(chosen, rejected):
+    return -F.logsigmoid(chosen - rejected).mean()
+
+
+def dpo(pc, pr, rc, rr, beta, reference=True):
+    if not reference:  # a wrong answer: the policy's log-probabilities alone
+        rc, rr = torch.zeros_like(rc), torch.zeros_like(rr)
+    return -F.logsigmoid(beta * ((pc - rc) - (pr - rr))).mean()
+
+
+def kl_penalty(logp, ref_logp, mask):
+    return ((logp - ref_logp) * mask).sum(-1)
+
+
 # The arguments of each grader when the answer is right (top_chars is a value: built lazily).
 RIGHT: dict[str, Callable[[], tuple]] = {
     "0.1": lambda: (longest_work,),
@@ -370,6 +391,10 @@ RIGHT: dict[str, Callable[[], tuple]] = {
     "10.2": lambda: (swiglu,),
     "10.3": lambda: (route,),
     "10.4": lambda: (repeat_kv,),
+    "11.1": lambda: (sft_loss,),
+    "11.2": lambda: (bradley_terry,),
+    "11.3": lambda: (dpo,),
+    "11.4": lambda: (kl_penalty,),
 }
 
 
@@ -715,6 +740,23 @@ WRONG = [
     # 10.4: tiled instead of interleaved, the wrong dimension
     ("10.4", "repeat_interleave", lambda kv, n: kv.repeat(1, n, 1, 1)),
     ("10.4", "along the heads", lambda kv, n: kv.repeat_interleave(n, dim=2)),
+    # 11.1: no shift, every token, the sum
+    ("11.1", "shift by one", lambda lg, i, m: sft_loss(lg, i, m, shift=False)),
+    ("11.1", "loss on every token", lambda lg, i, m: sft_loss(lg, i, torch.ones_like(m))),
+    ("11.1", "not their sum", lambda lg, i, m: sft_loss(lg, i, m, reduction="sum")),
+    # 11.2: the sign, no log, the sum
+    ("11.2", "the chosen reply should win", lambda c, r: bradley_terry(r, c)),
+    ("11.2", "take the log", lambda c, r: -torch.sigmoid(c - r).mean()),
+    ("11.2", "not the sum", lambda c, r: -F.logsigmoid(c - r).sum()),
+    # 11.3: no reference, no beta, chosen and rejected swapped
+    ("11.3", "subtract the reference", lambda *a: dpo(*a, reference=False)),
+    ("11.3", "multiply the margin by beta", lambda pc, pr, rc, rr, b: dpo(pc, pr, rc, rr, 1.0)),
+    ("11.3", "chosen reply's term comes first", lambda pc, pr, rc, rr, b: dpo(pr, pc, rr, rc, b)),
+    # 11.4: the sign, no mask, the mean, one number
+    ("11.4", "policy's log-probability first", lambda p, q, m: kl_penalty(q, p, m)),
+    ("11.4", "multiply by the mask", lambda p, q, m: (p - q).sum(-1)),
+    ("11.4", "not the mean", lambda p, q, m: kl_penalty(p, q, m) / m.sum(-1)),
+    ("11.4", r"shape \(4,\)", lambda p, q, m: kl_penalty(p, q, m).sum()),
 ]
 
 
@@ -775,7 +817,7 @@ def _exercise_cells(path):
             yield "".join(cell["source"]), nbgrader.get("grade", False), cell.get("outputs", [])
 
 
-@pytest.mark.parametrize("chapter", range(11))
+@pytest.mark.parametrize("chapter", range(12))
 def test_notebook_solutions_pass(root, chapter):
     (path,) = (root / "book").glob(f"{chapter:02d}_*.ipynb")
     namespace = {"torch": torch, "F": torch.nn.functional, "data": data, "math": math}

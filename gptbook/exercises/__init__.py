@@ -20,6 +20,7 @@ from .ch07 import check_07_1, check_07_2, check_07_3, check_07_4
 from .ch08 import check_08_1, check_08_2, check_08_3, check_08_4
 from .ch09 import check_09_1, check_09_2, check_09_3, check_09_4
 from .ch10 import check_10_1, check_10_2, check_10_3, check_10_4
+from .ch11 import check_11_1, check_11_2, check_11_3, check_11_4
 
 __all__ = [
     "ExerciseFailed",
@@ -66,4 +67,8 @@ __all__ = [
     "check_10_2",
     "check_10_3",
     "check_10_4",
+    "check_11_1",
+    "check_11_2",
+    "check_11_3",
+    "check_11_4",
 ]
