@@ -135,3 +135,21 @@ def test_every_module_is_an_attribute_of_the_package(root):
     modules = {p.stem for p in (root / "gptbook").glob("*.py") if not p.stem.startswith("_")}
     assert modules | {"exercises"} == set(gptbook._SUBMODULES)
     assert all(getattr(gptbook, name).__name__ == f"gptbook.{name}" for name in modules)
+
+
+def test_the_publishing_workflow_builds_like_make_book_strict(root):
+    """The Pages workflow cannot run here: check that it installs the book tools at the versions
+    requirements.txt pins and builds with the Makefile's strict flags."""
+    workflow = yaml.safe_load((root / ".github/workflows/book.yml").read_text())
+    steps = workflow["jobs"]["build"]["steps"]
+    runs = [step.get("run", "") for step in steps]
+    install = next(r for r in runs if "pip install" in r)
+    requirements = (root / "requirements.txt").read_text()
+    for tool in ("jupyter-book", "sphinx-mathjax-offline"):
+        assert tool in install and re.search(rf"^{tool}\S*", requirements, re.M)
+    makefile = (root / "Makefile").read_text()
+    flags = re.search(r"^JB\s*:=\s*\$\(BIN\)/(jupyter-book build .*)$", makefile, re.M)[1]
+    assert flags in runs
+    upload = next(s for s in steps if "upload-pages-artifact" in s.get("uses", ""))
+    assert upload["with"]["path"] == "_build/html"
+    assert workflow[True]["push"]["branches"] == ["main"]  # YAML reads the key `on` as True
