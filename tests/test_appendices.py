@@ -1,0 +1,40 @@
+"""The appendices: the glossary's entries and where they point."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ROW = re.compile(
+    r"^\| (?P<en>[^|]+?) \| (?P<zh>[^|]+?) \| \[(?P<label>[^\]]+)\]\((?P<link>[^)]+)\) \|$"
+)
+
+
+def slug(title: str) -> str:
+    """MyST's anchor of a heading (myst_heading_anchors in _config.yml)."""
+    return re.sub(r"[^\w\u4e00-\u9fff\- ]", "", title.strip().lower().replace(" ", "-"))
+
+
+def headings(notebook: Path) -> set[str]:
+    cells = json.loads(notebook.read_text())["cells"]
+    text = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+    return {slug(h) for h in re.findall(r"^##? (.+)$", text, re.M)}
+
+
+def test_every_glossary_term_has_chinese_and_links_to_a_section_that_exists():
+    lines = (ROOT / "book" / "glossary.md").read_text().splitlines()
+    rows = [ROW.match(line) for line in lines if line.startswith("| ") and "](" in line]
+    assert len(rows) >= 40 and all(rows), (
+        "every row: | English | 中文 | [section](chapter#anchor) |"
+    )
+    english = [row["en"] for row in rows]
+    assert english == sorted(english, key=str.lower), "keep the glossary in alphabetical order"
+    for row in rows:
+        assert re.search(r"[\u4e00-\u9fff]", row["zh"]), f"{row['en']}: no Chinese term"
+        target, anchor = row["link"].split("#")
+        assert anchor in headings(ROOT / "book" / target), f"{row['link']}: no such heading"
+    for term in ("自回归", "非自回归", "词元", "嵌入", "位置编码", "注意力", "掩码", "预训练",
+                 "微调", "提示", "上下文学习", "规模定律", "采样"):  # fmt: skip
+        assert any(term in row["zh"] for row in rows), f"the glossary lacks {term}"
