@@ -38,3 +38,16 @@ def test_every_glossary_term_has_chinese_and_links_to_a_section_that_exists():
     for term in ("自回归", "非自回归", "词元", "嵌入", "位置编码", "注意力", "掩码", "预训练",
                  "微调", "提示", "上下文学习", "规模定律", "采样"):  # fmt: skip
         assert any(term in row["zh"] for row in rows), f"the glossary lacks {term}"
+
+
+def test_running_anywhere_names_every_setting_and_a_command_that_parses():
+    text = (ROOT / "book" / "running.md").read_text()
+    package = "\n".join(p.read_text() for p in (ROOT / "gptbook").glob("*.py"))
+    for variable in set(re.findall(r"GPTBOOK_[A-Z_]+", package)):
+        assert f"`{variable}`" in text, f"running.md does not explain {variable}"
+    from gptbook.train import _parser
+
+    command = re.search(r"torchrun --nproc_per_node=(\d+) -m gptbook\.train (.*?)\n```", text, re.S)
+    gpus, parsed = int(command[1]), _parser().parse_args(command[2].replace("\\\n", " ").split())
+    each = parsed.batch_size // gpus  # the sequences of each process, in whole micro-batches
+    assert parsed.batch_size % gpus == 0 and each % parsed.micro_batch_size == 0
