@@ -51,3 +51,16 @@ def test_running_anywhere_names_every_setting_and_a_command_that_parses():
     gpus, parsed = int(command[1]), _parser().parse_args(command[2].replace("\\\n", " ").split())
     each = parsed.batch_size // gpus  # the sequences of each process, in whole micro-batches
     assert parsed.batch_size % gpus == 0 and each % parsed.micro_batch_size == 0
+
+
+def chapter_times(text: str) -> list[str]:
+    return re.findall(r"^\| \d+\. .* \| \d+ \| \d+ \|$", text, re.M)
+
+
+def test_the_instructors_guide_quotes_the_measured_chapter_times():
+    guide = chapter_times((ROOT / "book" / "instructors.md").read_text())
+    results = (ROOT / "benchmarks" / "RESULTS.md").read_text()
+    measured = chapter_times(results.split("## Chapter times")[1])
+    assert guide == measured, "copy the table of benchmarks/RESULTS.md into the guide"
+    chapters = sorted((ROOT / "book").glob("[0-9][0-9]_*.ipynb"))
+    assert [int(row[2:].split(".")[0]) for row in guide] == [int(p.name[:2]) for p in chapters]

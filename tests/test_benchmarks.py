@@ -148,3 +148,13 @@ def test_generate_benchmark_prints_a_row_per_setting():
     assert {(b, c, d) for b, c, d in rows} == {
         (b, c, d) for b in "12" for c in ("yes", "no") for d in ("greedy", "sampled")
     }
+
+
+def test_chapter_times_lists_every_chapter_and_runs_one():
+    out = run_benchmark("chapter_times.py", "--no-run")
+    rows = re.findall(r"^\| (\d+)\. .* \| (\d+) \| not run \|$", out, re.M)
+    chapters = sorted((ROOT / "book").glob("[0-9][0-9]_*.ipynb"))
+    assert [int(n) for n, _ in rows] == [int(p.name[:2]) for p in chapters], out
+    assert all(int(minutes) >= 5 for _, minutes in rows), "a chapter reads in minutes"
+    out = run_benchmark("chapter_times.py", "--chapters", "00", "--threads", "1")
+    assert re.search(r"^\| 0\. .* \| \d+ \| \d+ \|$", out, re.M), out

@@ -19,7 +19,7 @@ CHAPTERS = sorted((ROOT / "book").glob("[0-9][0-9]_*.ipynb"))
 BIN = Path(sys.executable).parent  # nbgrader and the alembic it runs live next to python
 CONFIG = """c = get_config()
 c.CourseDirectory.course_id = "gptbook"
-c.ExecutePreprocessor.timeout = 600
+c.Execute.timeout = 600  # nbgrader runs each cell for at most 30 s by default
 """
 
 

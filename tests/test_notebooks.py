@@ -99,6 +99,14 @@ def test_plots_end_with_show(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_chapter_has_three_figures(path):
+    figures = sum(
+        "image/png" in out.get("data", {}) for cell in _code(_nb(path)) for out in cell.outputs
+    )
+    assert figures >= 3, f"{path.name} has {figures} figures: show what a reader would rather see"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_exercises(path):
     number = path.name.split("_")[0]
     cells = _code(_nb(path))
