@@ -38,6 +38,7 @@ import contextlib
 import dataclasses
 import math
 import shutil
+import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -424,16 +425,26 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def writable_folder(folder: Path) -> Path:
+    """``folder``, created if need be, after writing and removing a file in it (an OSError
+    says why not). The file has a name of its own, so that the processes torchrun starts can
+    all check the same folder at once."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=folder):
+        pass
+    return folder
+
+
 def main(argv: list[str] | None = None) -> int:
+    """``python -m gptbook.train``: train a preset on the corpus (``torchrun`` for several
+    processes); ``--help`` lists the settings, one per field of :class:`TrainConfig`."""
     parser = _parser()
     args = parser.parse_args(argv)
     out = Path(args.out)
     if not args.out.strip() or (out.exists() and not out.is_dir()):
         parser.error(f"--out {args.out!r} must name a folder (it holds checkpoints and the model)")
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / ".write-test").touch()
-        (out / ".write-test").unlink()
+        writable_folder(out)
     except OSError as err:
         parser.error(f"--out {args.out}: cannot write there ({err.strerror or err})")
     cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})

@@ -382,3 +382,16 @@ def test_torchrun_runs_the_cli_on_two_processes(tmp_path):
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.count("step 4: train") == 1  # printed by rank 0 only
     assert GPT.load(tmp_path / "run").config == GPTConfig.preset("book-tiny")
+
+
+def test_processes_can_check_the_same_output_folder_at_once(tmp_path):
+    """torchrun's processes all check that --out is writable; a shared test file name let one
+    process delete another's before it could (a run failed with "cannot write there")."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gptbook.train import writable_folder
+
+    folder = tmp_path / "run"
+    with ThreadPoolExecutor(8) as pool:
+        checked = list(pool.map(lambda _: writable_folder(folder), range(400)))
+    assert checked == [folder] * 400 and list(folder.iterdir()) == []
