@@ -277,4 +277,5 @@ class LayerCache:
         return self.cache.length
 
     def update(self, k: torch.Tensor, v: torch.Tensor):
+        """:meth:`KVCache.update` for this layer: append k, v and return every key and value."""
         return self.cache.update(self.index, k, v)

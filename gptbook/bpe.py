@@ -266,6 +266,7 @@ class ByteBPE:
     # ------------------------------------------------------------------ encoding
     @property
     def n_vocab(self) -> int:
+        """The number of ids, as tiktoken counts them: one more than the largest id in use."""
         return max([*self.decoder, *self.special_tokens.values()]) + 1
 
     def encode_ordinary(self, text: str) -> list[int]:

@@ -239,6 +239,7 @@ class GPTConfig:
 
     @property
     def padded_vocab_size(self) -> int:
+        """The token table's rows: ``vocab_size`` rounded up to a multiple of ``pad_vocab_to``."""
         return math.ceil(self.vocab_size / self.pad_vocab_to) * self.pad_vocab_to
 
     @classmethod

@@ -235,6 +235,7 @@ def get_batch(
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m gptbook.data fetch [names]``: fetch and verify the assets (``make data``)."""
     parser = argparse.ArgumentParser(
         prog="python -m gptbook.data", description=__doc__.split("\n")[0]
     )

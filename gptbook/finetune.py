@@ -55,6 +55,7 @@ class SpecialTokens:
 
     @property
     def ids(self) -> tuple[int, int, int]:
+        """The three ids, in the order (start, delim, extract)."""
         return (self.start, self.delim, self.extract)
 
 

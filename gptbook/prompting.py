@@ -33,7 +33,10 @@ Z_95 = 1.959964
 
 
 class Tokenizer(Protocol):
-    def encode(self, text: str) -> list[int]: ...
+    """What prompting needs of a tokenizer: ``encode`` (tiktoken's and the book's have it)."""
+
+    def encode(self, text: str) -> list[int]:
+        """The token ids of ``text``."""
 
 
 def prompt(template: str, **fields: str) -> str:

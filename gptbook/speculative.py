@@ -62,6 +62,7 @@ class SpeculativeStats:
 
     @property
     def tokens_per_target_call(self) -> float:
+        """New tokens per call of the target model: 1 without speculation, more with it."""
         return self.new_tokens / max(self.target_calls, 1)
 
 

@@ -50,6 +50,7 @@ def student_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m gptbook.student SRC OUT``: the student version of every chapter of SRC."""
     parser = argparse.ArgumentParser(
         prog="python -m gptbook.student", description=__doc__.split("\n")[0]
     )

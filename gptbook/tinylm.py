@@ -22,6 +22,8 @@ ENCODINGS = ("none", "sinusoidal", "learned", "rope")
 
 
 class TinyBlock(nn.Module):
+    """A pre-LN block: causal self-attention (RoPE on queries and keys, or not), then an MLP."""
+
     def __init__(self, n_embd: int, n_head: int, rope: bool):
         super().__init__()
         self.n_head, self.rope = n_head, rope

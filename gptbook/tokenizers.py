@@ -58,9 +58,11 @@ class CharTokenizer:
 
     @property
     def vocab_size(self) -> int:
+        """The number of characters, which is the number of ids."""
         return len(self.itos)
 
     def encode(self, text: str) -> list[int]:
+        """The id of each character of ``text``; unknown characters are refused, named."""
         try:
             return [self.stoi[c] for c in text]
         except KeyError:
@@ -71,6 +73,7 @@ class CharTokenizer:
             ) from None
 
     def decode(self, ids: Iterable[int]) -> str:
+        """The text of ``ids``."""
         return "".join(self.itos[i] for i in token_ids(ids, self.vocab_size))
 
     def __repr__(self) -> str:

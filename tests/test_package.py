@@ -153,3 +153,38 @@ def test_the_publishing_workflow_builds_like_make_book_strict(root):
     upload = next(s for s in steps if "upload-pages-artifact" in s.get("uses", ""))
     assert upload["with"]["path"] == "_build/html"
     assert workflow[True]["push"]["branches"] == ["main"]  # YAML reads the key `on` as True
+
+
+def test_every_public_object_has_a_docstring():
+    """Modules, classes, functions, methods and properties that gptbook defines and does not hide
+    behind a leading underscore say what they are. A ``forward`` is documented by its class,
+    which states the call (``model(idx, targets) -> (logits, loss)``)."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import gptbook
+
+    missing = []
+    for info in pkgutil.iter_modules(gptbook.__path__):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"gptbook.{info.name}")
+        missing += [] if module.__doc__ else [module.__name__]
+        for name, obj in vars(module).items():
+            if name.startswith("_") or getattr(obj, "__module__", None) != module.__name__:
+                continue
+            if inspect.isfunction(obj) and not obj.__doc__:
+                missing.append(f"{module.__name__}.{name}")
+            if not inspect.isclass(obj):
+                continue
+            missing += [] if obj.__doc__ else [f"{module.__name__}.{name}"]
+            for attr, member in vars(obj).items():
+                documented = member.fget if isinstance(member, property) else member
+                if attr.startswith("_") or attr == "forward":
+                    continue
+                if (inspect.isfunction(documented) or isinstance(member, property)) and not (
+                    documented.__doc__
+                ):
+                    missing.append(f"{module.__name__}.{name}.{attr}")
+    assert not missing, f"add a docstring to: {', '.join(missing)}"
