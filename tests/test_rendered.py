@@ -93,6 +93,8 @@ def test_page_renders(rendered, page):
     assert (SHOTS / f"{Path(page).name}.png").stat().st_size > 10_000, "empty screenshot"
     links = soup.select(".bd-sidebar-primary nav a")
     assert len(links) >= len(_pages()) - 1, f"the sidebar is missing on {page}"
+    # long code lines wrap (_static/wrap.css) instead of scrolling sideways
+    assert soup.select_one('link[href*="wrap.css"]'), f"{page} lacks _static/wrap.css"
     errors = soup.select(".output.traceback, .output .ansi-red-fg")
     assert not errors and "Traceback (most recent call last)" not in soup.get_text(), (
         f"{page} shows an error traceback"
