@@ -29,7 +29,7 @@ from torch import nn
 from . import sampling, tasks
 from .checks import number, whole
 from .finetune import grow_vocab
-from .lm import IGNORE_INDEX, cross_entropy, model_device, target_logprobs
+from .lm import IGNORE_INDEX, cross_entropy, model_device, pad, target_logprobs
 from .model import GPT
 
 # ---------------------------------------------------------------------- the chat template
@@ -206,12 +206,6 @@ def verse_score(prompt: str, line: str) -> float:
 
 
 # ---------------------------------------------------------------------- batches of chats
-def pad(rows: Sequence[Sequence[int]], value: int = 0) -> torch.Tensor:
-    """Rows of different lengths as one (B, T) tensor, right-padded with ``value``."""
-    T = max(len(r) for r in rows)
-    return torch.tensor([[*r, *[value] * (T - len(r))] for r in rows], dtype=torch.long)
-
-
 def sft_targets(ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """The SFT targets of chats ``ids`` (B, T): position t predicts token t + 1, which counts
     only where ``mask`` (B, T) marks an answer token; elsewhere IGNORE_INDEX. (B, T - 1)."""

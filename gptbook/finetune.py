@@ -28,7 +28,7 @@ from torch import nn
 
 from .checks import whole
 from .embeddings import tie_weights
-from .lm import IGNORE_INDEX, cross_entropy
+from .lm import IGNORE_INDEX, cross_entropy, pad
 from .model import GPT
 from .train import TrainConfig, Trainer
 
@@ -152,10 +152,7 @@ def collate(
     if len(counts) != 1:
         raise ValueError(f"every example must have the same number of sequences, got {counts}")
     flat = [list(seq) for seqs in examples for seq in seqs]
-    T = max(map(len, flat))
-    ids = torch.full((len(flat), T), pad_id, dtype=torch.long)
-    for row, seq in enumerate(flat):
-        ids[row, : len(seq)] = torch.tensor(seq)
+    ids = pad(flat, pad_id)  # (B·k, T)
     extract = torch.tensor([len(seq) - 1 for seq in flat])
     return ids, extract
 

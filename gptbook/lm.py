@@ -148,3 +148,11 @@ def fit(
         losses.append(loss.item())
     model.eval()
     return losses
+
+
+def pad(rows, value: int = 0) -> torch.Tensor:
+    """Sequences of different lengths as one (B, T) tensor, right-padded with ``value``.
+    Padding on the right never changes what the real tokens see (attention is causal);
+    chapters 6, 7 and 11 batch their examples with it."""
+    T = max(len(row) for row in rows)
+    return torch.tensor([[*row, *[value] * (T - len(row))] for row in rows], dtype=torch.long)

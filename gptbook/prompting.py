@@ -21,6 +21,8 @@ from typing import Protocol
 import torch
 import torch.nn.functional as F
 
+from .lm import pad
+
 #: Prompt formats in the style of the GPT-2 paper's zero-shot tasks.
 TEMPLATES = {
     "summarize": "{text}\nTL;DR:",
@@ -92,11 +94,7 @@ def score_options(
     prompt_ids = tokenizer.encode(prompt)
     option_ids = [tokenizer.encode(option) for option in options]
     rows = [option_inputs(prompt_ids, ids, block_size, truncate) for ids in option_ids]
-    length = max(len(row) for row in rows)
-    device = next(model.parameters()).device
-    x = torch.zeros(len(rows), length, dtype=torch.long, device=device)  # (N, L), pads 0
-    for i, row in enumerate(rows):
-        x[i, : len(row)] = torch.tensor(row)
+    x = pad(rows).to(next(model.parameters()).device)  # (N, L), pads 0
     was_training = model.training
     model.eval()
     logits, _ = model(x)  # (N, L, V): causal, so the pads change nothing before them

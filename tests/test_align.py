@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gptbook import align
+from gptbook import align, lm
 from gptbook.lm import IGNORE_INDEX
 from gptbook.model import GPT, GPTConfig
 from gptbook.tokenizers import CharTokenizer
@@ -214,8 +214,8 @@ def _chats(prompts, answers, tokens):
         align.chat_ids([("user", p), ("assistant", a)], CHARS.encode, tokens)
         for p, a in zip(prompts, answers)
     ]
-    ids = align.pad([r[0] for r in rows])
-    mask = align.pad([r[1] for r in rows], False).bool()
+    ids = lm.pad([r[0] for r in rows])
+    mask = lm.pad([r[1] for r in rows], False).bool()
     last = torch.tensor([len(r[0]) - 1 for r in rows])
     return ids, mask, last, list(answers)
 

@@ -95,3 +95,9 @@ def test_the_baseline_is_the_counted_bigram_of_the_training_plays():
     counted = bigram.NGram(data.char_tokenizer().vocab_size, 2).fit(data.tokens("train"))
     assert bigram.baseline_loss() == lm.evaluate(counted, data.tokens("val"))
     assert bigram.baseline_loss("train") < bigram.baseline_loss("val") < bigram.baseline_loss(n=1)
+
+
+def test_pad_right_pads_rows_to_the_longest():
+    assert lm.pad([[1, 2, 3], [4]]).tolist() == [[1, 2, 3], [4, 0, 0]]
+    assert lm.pad([[1], [2, 3]], value=9).dtype == torch.long
+    assert lm.pad([[1], [2, 3]], value=9).tolist() == [[1, 9], [2, 3]]
