@@ -93,13 +93,7 @@ FLOAT32 = 4
 
 
 def activation_memory(config: GPTConfig, batch_size: int = 1, T: int | None = None) -> dict:
-    """
-    gpt = (config.norm_type, config.mlp, config.kv_heads, config.n_expert)
-    if gpt != ("layernorm", "gelu", config.n_head, 0):
-        raise ValueError(
-            "activation_memory counts GPT's blocks (LayerNorm, a GELU MLP, one key/value head "
-            "per query head); this config has chapter 10's parts"
-        )Bytes of activations one training forward pass of the book's GPT keeps for the backward
+    """Bytes of activations one training forward pass of the book's GPT keeps for the backward
     pass, in float32, without dropout, with PyTorch's fused attention (which keeps no T×T
     matrix). Per token, each block keeps 16·d numbers — two LayerNorm inputs and outputs (4d),
     the Q, K, V projection (3d), the attention output (d), the MLP's hidden layer before and
@@ -111,6 +105,12 @@ def activation_memory(config: GPTConfig, batch_size: int = 1, T: int | None = No
     Korthikanti et al. (2022) count the same 16 numbers per token per layer (34·d bytes in
     16-bit with dropout masks, plus the T×T attention matrices that fused attention does not
     keep). A banded block (``local_window``) also keeps its T×T mask, once, in float32."""
+    gpt = (config.norm_type, config.mlp, config.kv_heads, config.n_expert)
+    if gpt != ("layernorm", "gelu", config.n_head, 0):
+        raise ValueError(
+            "activation_memory counts GPT's blocks (LayerNorm, a GELU MLP, one key/value head "
+            "per query head); this config has chapter 10's parts"
+        )
     T = T or config.block_size
     d, tokens = config.n_embd, batch_size * T
     per_token_block = 16 * d + 2 * 2 + config.n_head

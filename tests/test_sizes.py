@@ -91,6 +91,16 @@ def test_activation_memory_grows_with_tokens_and_layers():
     assert sizes.activation_memory(deeper, 1, 512)["blocks"] == 2 * one["blocks"]
 
 
+@pytest.mark.parametrize(
+    "part", [dict(norm_type="rmsnorm"), dict(mlp="swiglu"), dict(n_kv_head=2), dict(n_expert=4)]
+)
+def test_activation_memory_refuses_chapter_10s_blocks(part):
+    """Its count is GPT's block; a block with chapter 10's parts keeps other tensors."""
+    config = GPTConfig.preset("book-tiny", n_head=4, **part)
+    with pytest.raises(ValueError, match="chapter 10's parts"):
+        sizes.activation_memory(config)
+
+
 def test_non_embedding_parameters_are_the_blocks_and_the_final_layernorm():
     config = GPTConfig.preset("gpt2")
     assert sizes.non_embedding(config) == 12 * (12 * 768**2 + 13 * 768) + 2 * 768
