@@ -13,7 +13,7 @@ JB      := $(BIN)/jupyter-book build . --builder html -W -n --keep-going
 export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 
-.PHONY: setup data book test lint unit notebooks book-strict rendered execute student clean
+.PHONY: setup data book test lint unit notebooks full-path book-strict rendered execute student clean
 
 setup: $(STAMP)
 
@@ -32,20 +32,26 @@ book: data
 	$(JB)
 	@echo "The book is built: open file://$(CURDIR)/_build/html/index.html"
 
-test: data lint unit notebooks book-strict rendered
+test: data lint unit notebooks full-path book-strict rendered
 
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
 unit: setup
-	$(BIN)/pytest tests -m "not browser"
+	$(BIN)/pytest tests -m "not browser and not full_path"
 
 # Every notebook, cells compared where they are tagged nbval-check-output; one notebook per worker.
 # One thread per kernel: two kernels with two threads each on two cores run 5-7x slower.
 notebooks: data
 	OMP_NUM_THREADS=1 $(BIN)/pytest --nbval-lax --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg \
 		-n 2 --dist loadfile -p no:cacheprovider book/ ; rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ]
+
+# Every notebook at GPTBOOK_SCALE=full as a fast dev run (a few steps a loop) on the CPU:
+# the path most readers take, which the quick runs above never go down. One chapter a worker.
+full-path: data
+	OMP_NUM_THREADS=1 $(BIN)/pytest tests/test_full_path.py -m full_path -n 2 --dist load \
+		-p no:cacheprovider
 
 book-strict: data
 	rm -rf _build/html _build/.doctrees

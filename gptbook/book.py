@@ -12,6 +12,11 @@ Two scales run every chapter:
 The scale comes from the environment variable ``GPTBOOK_SCALE`` (``quick`` or
 ``full``); when it is unset, it is ``full`` on a CUDA GPU and ``quick`` elsewhere.
 Notebooks choose their settings with :func:`pick`.
+
+A *fast dev run* (the name is PyTorch Lightning's) checks a path without paying for it:
+with ``GPTBOOK_FAST_DEV_RUN=2``, every training and evaluation loop stops after two steps or
+batches, while every model, batch and code path keeps the size its scale gives it. The tests
+run the full path this way on a CPU. See :func:`fast_dev_run`.
 """
 
 from __future__ import annotations
@@ -114,8 +119,46 @@ def online(host: str = HUB_HOST, timeout: float = 3.0) -> bool:
     return True
 
 
-def pick(*, quick: T, full: T) -> T:
-    """Choose a setting by scale: ``steps = book.pick(quick=200, full=5000)``."""
+#: The environment variable that turns a fast dev run on: a number of steps, or 0 for off.
+FAST_DEV_RUN_VARIABLE = "GPTBOOK_FAST_DEV_RUN"
+
+
+def fast_dev_run() -> int:
+    """How many steps and batches each loop runs in a fast dev run; 0 when there is none.
+
+    ``GPTBOOK_FAST_DEV_RUN=n`` (n ≥ 1) caps every training run, evaluation and counted loop
+    of the book at ``n`` steps or batches (those that honour it: :class:`gptbook.train.Trainer`,
+    :func:`gptbook.lm.fit`, :func:`gptbook.pretrained.model`, :func:`pick` with ``dry=``), so
+    that a whole chapter at ``GPTBOOK_SCALE=full`` runs in minutes on a CPU. Its numbers mean
+    nothing; it answers only "does every cell of the full path run?". Pretrained models of a
+    fast dev run are kept apart from the real ones (:func:`gptbook.pretrained.path`).
+    """
+    value = os.environ.get(FAST_DEV_RUN_VARIABLE, "").strip()
+    if not value:
+        return 0
+    if not value.isdigit():
+        raise ValueError(
+            f"{FAST_DEV_RUN_VARIABLE}={value!r} is not a number of steps; set it to a whole "
+            "number, e.g. 2 (each loop stops after 2 steps), or to 0 (or unset it) for a real run."
+        )
+    return int(value)
+
+
+def cap(n: int, per: int = 1) -> int:
+    """``n``, or in a fast dev run at most its few steps' worth, ``per`` items a step: how far a
+    loop of the package goes (``range(book.cap(steps))``, ``book.cap(len(x), per=batch_size)``)."""
+    steps = fast_dev_run()
+    return min(n, steps * per) if steps else n
+
+
+def pick(*, quick: T, full: T, dry: T | None = None) -> T:
+    """Choose a setting by scale: ``steps = book.pick(quick=200, full=5000)``.
+
+    ``dry``, if given, is what a fast dev run takes instead (see :func:`fast_dev_run`): counts
+    of loops the package does not cap itself, such as how many examples to score.
+    """
+    if dry is not None and fast_dev_run():
+        return dry
     return quick if scale() == "quick" else full
 
 
@@ -156,6 +199,8 @@ def setup(seed: int = 0) -> None:
     ``gptbook 0.1.0 · device cpu · scale quick · seed 0``.
     """
     line = f"gptbook {__version__} · device {device()} · scale {scale()} · seed {seed}"
+    if fast_dev_run():
+        line += f" · fast dev run: {fast_dev_run()} steps a loop, results meaningless"
     seed_everything(seed)
     allow_tf32()
     plot_style()

@@ -3,7 +3,7 @@
 Sampling settings trade likelihood for variety. Greedy decoding and beam search pick the
 likeliest continuations and fall into loops; higher temperatures and wider nuclei spread
 the choices. distinct-n (Li et al., 2016) counts the variety: the distinct n-grams among
-all the n-grams of a set of samples, a number in (0, 1], 1 when no n-gram repeats.
+all the n-grams of a set of samples, a number in [0, 1], 1 when no n-gram repeats.
 """
 
 from __future__ import annotations
@@ -21,8 +21,7 @@ def ngrams(sequence: Sequence, n: int) -> list[tuple]:
 
 def distinct_n(sequences: Sequence[Sequence], n: int = 2) -> float:
     """Distinct n-grams over all n-grams, across every sequence of ``sequences``: 1.0 when none
-    repeats, near 0 when the samples loop (Li et al., 2016, for n = 1 and 2)."""
+    repeats, near 0 when the samples loop (Li et al., 2016, for n = 1 and 2), and 0.0 when they
+    hold no n-gram at all (samples of words that are all blank: no variety)."""
     grams = [g for sequence in sequences for g in ngrams(sequence, n)]
-    if not grams:
-        raise ValueError(f"no sequence is {n} items long: distinct-{n} needs at least one {n}-gram")
-    return len(set(grams)) / len(grams)
+    return len(set(grams)) / len(grams) if grams else 0.0

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import book
 from .checks import whole
 from .embeddings import tie_weights
 from .lm import IGNORE_INDEX, cross_entropy, pad
@@ -268,9 +269,13 @@ def task_batches(
     return batches
 
 
+#: Examples a forward pass measures at once.
+EVAL_BATCH_SIZE = 64
+
+
 @torch.no_grad()
 def predict(
-    model: TaskModel, encoded: Sequence[Sequence[Sequence[int]]], batch_size: int = 64
+    model: TaskModel, encoded: Sequence[Sequence[Sequence[int]]], batch_size: int = EVAL_BATCH_SIZE
 ) -> torch.Tensor:
     """The task logits of every example, (N, n_classes), on the CPU; the model in eval mode."""
     device, outputs = next(model.parameters()).device, []
@@ -284,10 +289,11 @@ def task_metrics(encoded: Sequence[Sequence[Sequence[int]]], labels: Sequence[in
     """The Trainer's ``metrics`` for a task: the task loss on these examples (``val``) and the
     accuracy; for similarity also Spearman's correlation of p(class 1) with the label, and for a
     regression (``n_classes=1``) the squared error with Pearson's and Spearman's correlations."""
-    y = torch.tensor(labels)
+    y_all = torch.tensor(labels)
 
     def metrics(model: TaskModel) -> dict[str, float]:
-        logits = predict(model, encoded)
+        n = book.cap(len(encoded), per=EVAL_BATCH_SIZE)  # a fast dev run measures a few batches
+        logits, y = predict(model, encoded[:n]), y_all[:n]
         if model.n_classes == 1:
             score = logits.squeeze(-1)
             mse = F.mse_loss(score, y.to(score.dtype)).item()

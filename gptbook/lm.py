@@ -18,6 +18,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from . import book
 from .checks import whole
 
 #: The target that the loss skips: positions with no answer (a copy task's first steps; a
@@ -98,12 +99,13 @@ def model_device(model: torch.nn.Module) -> torch.device:
 
 @torch.no_grad()
 def evaluate(model, ids: torch.Tensor, block_size: int = 256, batch_size: int = 64) -> float:
-    """The model's mean cross-entropy (nats per token) over all of ``ids``, in windows."""
+    """The model's mean cross-entropy (nats per token) over all of ``ids``, in windows (a fast
+    dev run reads its first few batches only)."""
     whole("batch_size", batch_size)
     x, y = windows(ids, block_size)
     device = model_device(model)
     total, count = 0.0, 0
-    for start in range(0, len(x), batch_size):
+    for start in range(0, book.cap(len(x), per=batch_size), batch_size):
         xb, yb = x[start : start + batch_size].to(device), y[start : start + batch_size].to(device)
         _, loss = model(xb, yb)
         total += loss.item() * yb.numel()
@@ -134,12 +136,13 @@ def fit(
     on the model's device; returns the loss of every step.
 
     Chapters 1-4 train small models with it; chapter 5's :mod:`gptbook.train` adds the
-    schedule, clipping, mixed precision, evaluation and checkpoints.
+    schedule, clipping, mixed precision, evaluation and checkpoints. A fast dev run
+    (:func:`gptbook.book.fast_dev_run`) stops it after that many steps.
     """
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     device, losses = model_device(model), []
     model.train()
-    for _ in range(steps):
+    for _ in range(book.cap(steps)):  # a fast dev run stops early
         x, y = batches()
         _, loss = model(x.to(device), y.to(device))
         optimizer.zero_grad(set_to_none=True)

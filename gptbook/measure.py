@@ -19,16 +19,19 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from . import book
+
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
 
 def best_time(fn: Callable[[], object], repeats: int = 3) -> float:
-    """The fastest of ``repeats`` runs of ``fn()``, in seconds (the least disturbed run)."""
+    """The fastest of ``repeats`` runs of ``fn()``, in seconds (the least disturbed run; a
+    fast dev run makes fewer)."""
     if repeats < 1:
         raise ValueError(f"repeats must be ≥ 1, got {repeats}")
     best = float("inf")
-    for _ in range(repeats):
+    for _ in range(book.cap(repeats)):
         start = time.perf_counter()
         fn()
         best = min(best, time.perf_counter() - start)

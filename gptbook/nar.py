@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import book
+
 LETTERS = string.ascii_lowercase
 
 
@@ -104,6 +106,7 @@ def fit(
     generator: torch.Generator | None = None,
 ) -> list[float]:
     """Train on words ``data`` (N, L) with AdamW; returns the loss of every step."""
+    steps = book.cap(steps)  # a fast dev run stops early
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     losses = []

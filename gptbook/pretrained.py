@@ -123,8 +123,11 @@ def spec(name: str = "char", scale: str | None = None) -> tuple[GPTConfig, Train
 
 
 def models_dir() -> Path:
-    """Where the pretrained models are kept: ``models/`` in the data cache."""
-    return cache_dir() / "models"
+    """Where the pretrained models are kept: ``models/`` in the data cache. A fast dev run's
+    models (a few steps: see :func:`gptbook.book.fast_dev_run`) are kept apart, in
+    ``models-fast-dev-run-N/``, where no real run looks."""
+    steps = book.fast_dev_run()
+    return cache_dir() / (f"models-fast-dev-run-{steps}" if steps else "models")
 
 
 def path(name: str = "char", scale: str | None = None) -> Path:
@@ -143,8 +146,9 @@ def train(
     device: str | None = None,
     progress: bool = True,
 ) -> Trainer:
-    """Train the pretrained model ``name`` into the cache and return its :class:`Trainer` (its
-    ``model``, ``history`` and ``seconds``). The one way a named model is trained.
+    """Train the pretrained model ``name`` into the cache and return its
+    :class:`~gptbook.train.Trainer` (its ``model``, ``history`` and ``seconds``). The one way a
+    named model is trained.
 
     Chapter 5 calls it to train in view (``on_eval(trainer)`` runs after each evaluation, e.g.
     to print a sample); :func:`model` calls it when the cache has no model yet. It holds the

@@ -21,6 +21,7 @@ from typing import Protocol
 import torch
 import torch.nn.functional as F
 
+from . import book
 from .lm import pad
 
 #: Prompt formats in the style of the GPT-2 paper's zero-shot tasks.
@@ -188,9 +189,10 @@ Scorer = Callable[[str, Sequence[str]], Sequence[float]]
 def accuracy(score: Scorer, questions: Iterable[dict]) -> Accuracy:
     """The share of ``questions`` (dicts with ``prompt``, ``options`` and the right option's
     index ``label``) whose right option ``score`` ranks highest, with its 95% interval. Any
-    scorer will do: a language model's (:func:`zero_shot_accuracy`) or a baseline's."""
-    right = []
-    for q in questions:
+    scorer will do: a language model's (:func:`zero_shot_accuracy`) or a baseline's. A fast dev
+    run scores the first few questions only."""
+    questions, right = list(questions), []
+    for q in questions[: book.cap(len(questions))]:
         scores = score(q["prompt"], q["options"])
         right.append(max(range(len(scores)), key=scores.__getitem__) == q["label"])
     return Accuracy.of(right)

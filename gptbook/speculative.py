@@ -122,7 +122,10 @@ def chi_square(
     statistic = ((observed - expected) ** 2 / expected).sum()  # inf if the impossible happened
     dof = len(observed) - 1
     if dof < 1:
-        raise ValueError("the test needs two outcomes or more with enough expected counts")
+        raise ValueError(
+            f"the test needs two outcomes or more expected {min_expected:g} times or more: draw "
+            f"more than {int(counts.sum())} samples"
+        )
     p = torch.special.gammaincc(torch.tensor(dof / 2, dtype=torch.float64), statistic / 2)
     return statistic.item(), dof, p.item()
 

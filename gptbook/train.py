@@ -118,6 +118,18 @@ class TrainConfig:
         if self.precision not in ("auto", *PRECISIONS):
             raise ValueError(f"precision={self.precision!r}: choose auto, {', '.join(PRECISIONS)}")
 
+    def capped(self, steps: int) -> TrainConfig:
+        """This run cut to at most ``steps`` steps and evaluation batches, evaluating after every
+        step (a history with more than one evaluation, as a chapter's curves expect): what a
+        fast dev run trains (see :func:`gptbook.book.fast_dev_run`)."""
+        return dataclasses.replace(
+            self,
+            max_steps=min(self.max_steps, steps),
+            warmup_steps=min(self.warmup_steps, steps),
+            eval_interval=1,
+            eval_batches=min(self.eval_batches, steps),
+        )
+
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
     """Linear warmup to ``lr`` over ``warmup_steps``, then cosine (or linear) decay to
@@ -149,9 +161,11 @@ LOSS_READ_EVERY = 50
 class Trainer:
     """Trains a model; ``train()`` runs to ``max_steps`` and returns the history.
 
-    By default the model is a :class:`GPT` learning the corpus (random windows, the validation
-    loss on fixed ones). ``batches`` and ``metrics`` (see :data:`Batches`, :data:`Metrics`)
-    train any model that keeps the contract ``model(*batch) -> (output, loss)``.
+    By default the model is a :class:`~gptbook.model.GPT` learning the corpus (random windows,
+    the validation loss on fixed ones). ``batches`` and ``metrics`` (see :data:`Batches`,
+    :data:`Metrics`) train any model that keeps the contract ``model(*batch) -> (output,
+    loss)``. In a fast dev run (:func:`gptbook.book.fast_dev_run`) its config is
+    :meth:`TrainConfig.capped`.
     """
 
     def __init__(
@@ -163,6 +177,8 @@ class Trainer:
         batches: Batches | None = None,
         metrics: Metrics | None = None,
     ):
+        if book.fast_dev_run():  # a check of the path, not a training run
+            cfg = cfg.capped(book.fast_dev_run())
         self.cfg, self.out_dir = cfg, Path(out_dir) if out_dir else None
         self.batches = batches or self.corpus_batch
         self.metrics = metrics or self.corpus_metrics

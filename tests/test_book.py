@@ -39,6 +39,34 @@ def test_pick(monkeypatch):
         book.pick(1, 2)  # keywords only, so a chapter always says which is which
 
 
+def test_fast_dev_run_is_off_unless_set_to_a_number_of_steps(monkeypatch):
+    assert book.fast_dev_run() == 0 and book.cap(5000) == 5000
+    monkeypatch.setenv("GPTBOOK_FAST_DEV_RUN", " 2 ")
+    assert book.fast_dev_run() == 2
+    monkeypatch.setenv("GPTBOOK_FAST_DEV_RUN", "0")
+    assert book.fast_dev_run() == 0 and book.cap(7, per=3) == 7
+    monkeypatch.setenv("GPTBOOK_FAST_DEV_RUN", "yes")
+    with pytest.raises(ValueError, match="GPTBOOK_FAST_DEV_RUN='yes' is not a number of steps"):
+        book.fast_dev_run()
+
+
+def test_a_fast_dev_run_caps_loops_and_takes_the_dry_picks(monkeypatch):
+    monkeypatch.setenv("GPTBOOK_SCALE", "full")
+    assert book.pick(quick=1, full=2, dry=3) == 2
+    monkeypatch.setenv("GPTBOOK_FAST_DEV_RUN", "2")
+    assert book.cap(5000) == 2 and book.cap(1) == 1
+    assert book.cap(1000, per=64) == 128 and book.cap(100, per=64) == 100
+    assert book.pick(quick=1, full=2, dry=3) == 3
+    assert book.pick(quick=1, full=2) == 2  # shapes keep their scale's value
+
+
+def test_setup_says_when_a_fast_dev_run_is_on(monkeypatch, capsys):
+    monkeypatch.setenv("GPTBOOK_FAST_DEV_RUN", "2")
+    monkeypatch.setenv("GPTBOOK_DEVICE", "cpu")
+    book.setup()
+    assert "fast dev run: 2 steps a loop, results meaningless" in capsys.readouterr().out
+
+
 def test_device(monkeypatch):
     monkeypatch.delenv("GPTBOOK_DEVICE", raising=False)
     expected = "cuda" if torch.cuda.is_available() else "cpu"

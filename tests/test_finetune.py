@@ -277,6 +277,24 @@ def test_similarity_metrics_include_spearman(gpt):
     assert set(measured) == {"val", "accuracy", "spearman"}
 
 
+def test_a_fast_dev_run_measures_a_few_batches_of_the_test_set(gpt, monkeypatch):
+    special = finetune.add_special_tokens(gpt)
+    model = TaskModel(gpt, "classification", special).eval()
+    rows = [{"text": "ab" * (1 + i % 3), "label": i % 2} for i in range(300)]
+    enc = finetune.encode_examples("classification", rows, encode, special, 16)
+    seen = []
+    real = finetune.predict
+    monkeypatch.setattr(finetune, "predict", lambda m, e: seen.append(len(e)) or real(m, e))
+    metrics = finetune.task_metrics(enc, [r["label"] for r in rows])
+    monkeypatch.setenv("GPTBOOK_FAST_DEV_RUN", "2")
+    assert metrics(model)["accuracy"] == finetune.accuracy(
+        real(model, enc[:128]), torch.tensor([r["label"] for r in rows[:128]])
+    )
+    monkeypatch.delenv("GPTBOOK_FAST_DEV_RUN")
+    metrics(model)
+    assert seen == [2 * finetune.EVAL_BATCH_SIZE, 300]
+
+
 def test_paper_config_is_gpt1s_recipe():
     cfg = finetune.paper_config(3_200)
     assert (cfg.lr, cfg.batch_size, cfg.max_steps) == (6.25e-5, 32, 3 * 100)

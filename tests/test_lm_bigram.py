@@ -101,3 +101,21 @@ def test_pad_right_pads_rows_to_the_longest():
     assert lm.pad([[1, 2, 3], [4]]).tolist() == [[1, 2, 3], [4, 0, 0]]
     assert lm.pad([[1], [2, 3]], value=9).dtype == torch.long
     assert lm.pad([[1], [2, 3]], value=9).tolist() == [[1, 9], [2, 3]]
+
+
+def test_a_fast_dev_run_stops_fit_and_evaluate_after_a_few_batches(monkeypatch):
+    V, calls = 7, []
+    model = bigram.NeuralBigram(V)
+    real_forward = model.forward
+    monkeypatch.setattr(model, "forward", lambda *a: calls.append(len(a[0])) or real_forward(*a))
+    ids = torch.randint(V, (10_001,), generator=torch.Generator().manual_seed(0))
+    batches = lambda: lm.windows(ids, 10)  # noqa: E731 (every window: 1000 of them)
+    monkeypatch.setenv("GPTBOOK_FAST_DEV_RUN", "2")
+    assert len(lm.fit(model, batches, steps=500)) == 2
+    calls.clear()
+    lm.evaluate(model, ids, block_size=10, batch_size=64)
+    assert calls == [64, 64]  # two batches of 64 windows, not all 16
+    monkeypatch.delenv("GPTBOOK_FAST_DEV_RUN")
+    calls.clear()
+    lm.evaluate(model, ids, block_size=10, batch_size=64)
+    assert len(calls) == 16 and sum(calls) == 1000

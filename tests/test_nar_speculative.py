@@ -235,3 +235,9 @@ def test_verify_accepts_up_to_the_first_rejection():
     assert n == 1 and torch.allclose(after, torch.tensor([0.0, 1.0, 0.0]))  # norm(max(p - q, 0))
     n, after = speculative.verify(p, q, drafted, torch.tensor([0.7, 0.0]))
     assert n == 0 and torch.allclose(after, torch.tensor([1.0, 0.0, 0.0]))
+
+
+def test_a_fast_dev_run_stops_nar_fit_early(monkeypatch):
+    monkeypatch.setenv("GPTBOOK_FAST_DEV_RUN", "3")
+    data = nar.encode(["abcd", "dcba"] * 20)
+    assert len(nar.fit(nar.MaskedWordModel(4, d_hidden=8), data, steps=300, batch_size=8)) == 3

@@ -36,6 +36,14 @@ def test_trains_once_then_loads(tmp_path, monkeypatch):
     assert pretrained.path("test-tiny", "quick").parent == tmp_path
 
 
+def test_a_fast_dev_runs_models_are_kept_apart_from_the_real_ones(monkeypatch):
+    real = pretrained.path("char", "full")
+    monkeypatch.setenv("GPTBOOK_FAST_DEV_RUN", "2")
+    dry = pretrained.path("char", "full")
+    assert real.parent.name == "models" and dry.parent.name == "models-fast-dev-run-2"
+    assert dry.name == real.name  # the same spec, in a folder no real run reads
+
+
 def test_unknown_names_are_refused():
     with pytest.raises(ValueError, match="no pretrained model 'nope'; available: char, bpe"):
         pretrained.model("nope")

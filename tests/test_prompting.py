@@ -132,6 +132,13 @@ def test_accuracy_takes_any_scorer():
         prompting.accuracy(longest, iter([]))
 
 
+def test_a_fast_dev_run_scores_the_first_few_questions(monkeypatch):
+    questions = [dict(prompt="", options=["a", "bb"], label=i % 2) for i in range(10)]
+    monkeypatch.setenv("GPTBOOK_FAST_DEV_RUN", "2")
+    result = prompting.accuracy(lambda prompt, options: [len(o) for o in options], iter(questions))
+    assert (result.n, result.right) == (2, (False, True))
+
+
 def test_difference_pairs_the_outcomes_of_the_same_questions():
     a = prompting.Accuracy.of([True, True, False, True, False, True])
     b = prompting.Accuracy.of([True, False, False, True, False, False])

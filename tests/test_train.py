@@ -395,3 +395,22 @@ def test_processes_can_check_the_same_output_folder_at_once(tmp_path):
     with ThreadPoolExecutor(8) as pool:
         checked = list(pool.map(lambda _: writable_folder(folder), range(400)))
     assert checked == [folder] * 400 and list(folder.iterdir()) == []
+
+
+def test_a_fast_dev_run_trains_and_evaluates_a_few_steps(monkeypatch):
+    monkeypatch.setenv("GPTBOOK_FAST_DEV_RUN", "2")
+    trainer = _trainer(max_steps=500, eval_interval=100, eval_batches=10, warmup_steps=50)
+    assert (trainer.cfg.max_steps, trainer.cfg.eval_batches, trainer.cfg.warmup_steps) == (2, 2, 2)
+    measured = []
+    real = trainer.corpus_metrics
+    monkeypatch.setattr(trainer, "metrics", lambda model: measured.append(1) or real(model))
+    history = trainer.train(progress=False)
+    assert history["step"] == [0, 1] and history["eval_step"] == [1, 2] and measured == [1, 1]
+
+
+def test_capped_keeps_a_short_run_as_it_is():
+    cfg = TrainConfig(max_steps=3, warmup_steps=1, eval_interval=1, eval_batches=1)
+    assert cfg.capped(2) == TrainConfig(
+        max_steps=2, warmup_steps=1, eval_interval=1, eval_batches=1
+    )
+    assert cfg.capped(10) == cfg
