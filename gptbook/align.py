@@ -471,7 +471,7 @@ class RLHF:
     policy. A reply's return is the reward model's score minus ``beta`` times its KL to the
     reference (the SFT model), as InstructGPT's; its advantage is the return minus the mean
     return of the other replies to the same prompt (a leave-one-out baseline). Every step's
-    mean reward, KL and rule score go to :attr:`history`.
+    mean reward, KL and rule score go to ``history``.
     """
 
     def __init__(

@@ -103,7 +103,7 @@ def shingles(text: str, n: int = 5) -> set[str]:
 
 
 def jaccard(a: set, b: set) -> float:
-    """Exact Jaccard similarity |a ∩ b| / |a ∪ b|; 0.0 for two empty sets, not 1.0: an empty
+    """Exact Jaccard similarity ``|a ∩ b| / |a ∪ b|``; 0.0 for two empty sets, not 1.0: an empty
     text shares nothing with anything, so it is never a near-duplicate."""
     union = len(a | b)
     return len(a & b) / union if union else 0.0

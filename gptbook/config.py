@@ -21,7 +21,7 @@ MLPS = ("gelu", "swiglu")
 POSITIONS = ("learned", "rope")
 ROPE_SCALINGS = ("none", "linear", "ntk")
 
-#: GPT-2's vocabulary: 50,000 merges, 256 bytes and <|endoftext|> (chapter 2).
+#: GPT-2's vocabulary: 50,000 merges, 256 bytes and ``<|endoftext|>`` (chapter 2).
 GPT2_VOCAB_SIZE = 50_257
 #: GPT-2's four sizes (chapter 7): n_layer, n_head, n_embd.
 GPT2_TABLE = {

@@ -1,4 +1,5 @@
-"""The real GPT-2: Hugging Face checkpoints in and out of the book's :class:`GPT` (chapter 7).
+"""The real GPT-2: Hugging Face checkpoints in and out of the book's
+:class:`~gptbook.model.GPT` (chapter 7).
 
 A GPT-2 checkpoint, on the Hugging Face hub or written by ``transformers``, is a folder with
 ``config.json`` and ``model.safetensors``. Its layers are the book's pre-LN blocks under other
@@ -52,7 +53,8 @@ END_OF_TEXT = 50_256
 
 
 def weight_names(n_layer: int) -> dict[str, str]:
-    """Every weight of a GPT-2-shaped :class:`GPT`: the book's name → the checkpoint's."""
+    """Every weight of a GPT-2-shaped :class:`~gptbook.model.GPT`: the book's name → the
+    checkpoint's."""
     names = {"wte.weight": "wte.weight", "wpe.table.weight": "wpe.weight"}
     for i in range(n_layer):
         for ours, theirs in BLOCK_NAMES.items():
@@ -69,8 +71,8 @@ def stored_transposed(name: str) -> bool:
 
 # ---------------------------------------------------------------------- configurations
 def config_from_hf(hf: dict) -> GPTConfig:
-    """The :class:`GPTConfig` of a GPT-2 ``config.json``; refuses options the book's model
-    does not compute, naming them."""
+    """The :class:`~gptbook.config.GPTConfig` of a GPT-2 ``config.json``; refuses options the
+    book's model does not compute, naming them."""
     if hf.get("model_type") != "gpt2":
         raise ValueError(
             f"model_type {hf.get('model_type')!r}: GPT.from_hf reads GPT-2 checkpoints "
@@ -106,8 +108,8 @@ def config_from_hf(hf: dict) -> GPTConfig:
 
 
 def config_to_hf(config: GPTConfig) -> dict:
-    """The GPT-2 ``config.json`` of a :class:`GPTConfig`; only pre-LN models with biases (GPT-2's
-    shape) have one."""
+    """The GPT-2 ``config.json`` of a :class:`~gptbook.config.GPTConfig`; only pre-LN models
+    with biases (GPT-2's shape) have one."""
     if config.local_window:
         raise ValueError(
             f"to_hf writes GPT-2 checkpoints, whose blocks are all dense; this model has "
@@ -187,7 +189,8 @@ def checkpoint_folder(name_or_path: str | Path) -> Path:
 
 
 def from_hf(name_or_path: str | Path, device: str | torch.device = "cpu") -> GPT:
-    """A GPT-2 checkpoint as the book's :class:`GPT`, in eval mode (see the module's notes)."""
+    """A GPT-2 checkpoint as the book's :class:`~gptbook.model.GPT`, in eval mode (see the
+    module's notes)."""
     from safetensors.torch import load_file
 
     folder = checkpoint_folder(name_or_path)

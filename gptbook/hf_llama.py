@@ -1,4 +1,4 @@
-"""Llama-architecture checkpoints in and out of the book's :class:`GPT` (chapter 10).
+"""Llama-architecture checkpoints in and out of the book's :class:`~gptbook.model.GPT` (chapter 10).
 
 Introduced in chapter 10. Llama, TinyLlama, SmolLM, Qwen2 and Mixtral (model types ``llama``,
 ``qwen2`` and ``mixtral``) are the book's GPT with chapter 10's switches on: pre-norm with
@@ -46,8 +46,8 @@ MIXTRAL_EXPERT = {"gate.weight": "w1.weight", "up.weight": "w3.weight", "down.we
 
 
 def config_from_llama(hf: dict) -> GPTConfig:
-    """The :class:`GPTConfig` of a Llama or Qwen2 ``config.json``; refuses what the book's model
-    does not compute, naming it."""
+    """The :class:`~gptbook.config.GPTConfig` of a Llama or Qwen2 ``config.json``; refuses what
+    the book's model does not compute, naming it."""
     kind = hf.get("model_type")
     if kind not in LLAMA_TYPES:
         raise ValueError(f"model_type {kind!r}: this loader reads {', '.join(LLAMA_TYPES)}")
@@ -96,7 +96,8 @@ def config_from_llama(hf: dict) -> GPTConfig:
 
 
 def config_to_llama(config: GPTConfig) -> dict:
-    """The ``LlamaForCausalLM`` ``config.json`` of a Llama-style :class:`GPTConfig`."""
+    """The ``LlamaForCausalLM`` ``config.json`` of a Llama-style
+    :class:`~gptbook.config.GPTConfig`."""
     if (config.norm, config.norm_type, config.mlp, config.positions) != (
         "pre",
         "rmsnorm",
@@ -163,7 +164,7 @@ def to_rotate_half(w: torch.Tensor, head_dim: int) -> torch.Tensor:
 # ---------------------------------------------------------------------- loading and writing
 def from_llama(folder: Path, hf: dict, device: str | torch.device = "cpu") -> GPT:
     """The checkpoint in ``folder`` (``config.json`` already read into ``hf``) as the book's
-    :class:`GPT`, in eval mode."""
+    :class:`~gptbook.model.GPT`, in eval mode."""
     from safetensors.torch import load_file
 
     config = config_from_llama(hf)

@@ -3,7 +3,7 @@
 Introduced in chapter 5 with GPT's MLP (d → 4d → GELU → d; the LayerNorm is PyTorch's own).
 Chapter 10 adds what today's LLMs use instead. LLaMA (Touvron et al., 2023) and the models after
 it keep GPT-2's pre-LN decoder and change its parts, each a switch of
-:class:`gptbook.model.GPTConfig` (``norm_type="rmsnorm"``, ``mlp="swiglu"``, and in attention
+:class:`gptbook.config.GPTConfig` (``norm_type="rmsnorm"``, ``mlp="swiglu"``, and in attention
 ``positions="rope"`` and ``n_kv_head``):
 
 - RMSNorm (Zhang & Sennrich, 2019) divides by the root mean square and scales; it subtracts no

@@ -3,7 +3,7 @@
 Introduced in chapter 5 (GPT-1: post-LN blocks) and extended in chapter 7 (GPT-2:
 pre-LN blocks, a final LayerNorm, residual projections initialised with 1/sqrt(2N)) and
 chapter 8 (GPT-3: its sizes, and every other block's attention locally banded).
-One class covers them all; a :class:`GPTConfig` (:mod:`gptbook.config`) says which.
+One class covers them all; a :class:`~gptbook.config.GPTConfig` says which.
 
     token ids (B, T) → token embedding + learned position embedding → dropout
     → n_layer × Block → [final LayerNorm, pre-LN only] → tied output head → logits (B, T, V)

@@ -58,8 +58,8 @@ def sentiment() -> datasets.DatasetDict:
 
 # ---------------------------------------------------------------------- GLUE, online only
 #: The GLUE tasks of GPT-1's tables that the book runs when online: each one's input format,
-#: number of classes (1: a regression) and its columns under the names :data:`~gptbook.finetune
-#: .TASKS` uses. STS-B's labels are similarity scores from 0 to 5.
+#: number of classes (1: a regression) and its columns under the names that
+#: :data:`gptbook.finetune.TASKS` uses. STS-B's labels are similarity scores from 0 to 5.
 GLUE = {
     "sst2": ("classification", 2, {"sentence": "text"}),
     "rte": ("entailment", 2, {"sentence1": "premise", "sentence2": "hypothesis"}),
@@ -72,8 +72,8 @@ GLUE_REPO = "nyu-mll/glue"
 def glue(name: str) -> datasets.DatasetDict:
     """A GLUE task from the Hugging Face hub (online only) with splits ``train`` and ``test``
     (GLUE's validation split: its test labels are hidden), columns renamed for
-    :func:`gptbook.finetune.build_inputs`. Offline it says so at once (:func:`gptbook.book
-    .online`) instead of waiting on the network."""
+    :func:`gptbook.finetune.build_inputs`. Offline it says so at once
+    (:func:`gptbook.book.online`) instead of waiting on the network."""
     import datasets
 
     from . import book

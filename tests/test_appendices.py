@@ -64,3 +64,21 @@ def test_the_instructors_guide_quotes_the_measured_chapter_times():
     assert guide == measured, "copy the table of benchmarks/RESULTS.md into the guide"
     chapters = sorted((ROOT / "book").glob("[0-9][0-9]_*.ipynb"))
     assert [int(row[2:].split(".")[0]) for row in guide] == [int(p.name[:2]) for p in chapters]
+
+
+def test_the_api_reference_finds_each_objects_chapter_in_the_notebooks():
+    """_ext/api_reference.py: an object's chapter is the first whose code uses it; a module's
+    is the one its docstring names; the course tooling, used by no chapter, is the guide's."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "_ext"))
+    try:
+        import api_reference as api
+    finally:
+        sys.path.remove(str(ROOT / "_ext"))
+    assert api.modules()[0] == "align" and "student" in api.modules()
+    assert api.introduced_in("gptbook.finetune.build_inputs") == "book/06_gpt1_finetuning"
+    assert api.introduced_in("gptbook.sampling.top_p") == "book/09_sampling"
+    assert api.introduced_in("gptbook.checks") == "book/00_preface"  # "Introduced in chapter 0"
+    assert api.introduced_in("gptbook.student.student_notebook") == "book/instructors"
+    assert api.title("book/05_gpt1_pretraining") == "5. GPT-1: the model and pretraining"

@@ -137,6 +137,17 @@ def test_every_module_is_an_attribute_of_the_package(root):
     assert all(getattr(gptbook, name).__name__ == f"gptbook.{name}" for name in modules)
 
 
+def test_the_readme_lists_every_module(root):
+    """README's layout names each module of gptbook, so a reader finds where a concept lives."""
+    import re
+
+    import gptbook
+
+    layout = (root / "README.md").read_text().split("## Layout")[1].split("```")[1]
+    listed = set(re.findall(r"\w+", layout.split("gptbook/", 1)[1].split("data/")[0]))
+    assert set(gptbook._SUBMODULES) <= listed, set(gptbook._SUBMODULES) - listed
+
+
 def test_the_publishing_workflow_builds_like_make_book_strict(root):
     """The Pages workflow cannot run here: check that it installs the book tools at the versions
     requirements.txt pins and builds with the Makefile's strict flags."""

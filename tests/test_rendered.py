@@ -136,3 +136,44 @@ def test_markdown_outputs_are_rendered(rendered, page):
     assert len(soup.select(".cell_output table")) >= tables, f"{page}: a Markdown table is raw"
     raw = [p.get_text()[:60] for p in soup.select(".cell_output p") if p.get_text().startswith("|")]
     assert not raw, f"{page}: Markdown output shown as raw text: {raw}"
+
+
+def test_the_api_reference_documents_every_public_object_with_its_chapter(rendered):
+    """book/api: an entry (its anchor is its dotted name) for every public function and class of
+    gptbook, each ending with a link to the chapter that introduces it, which exists."""
+    import importlib
+    import inspect
+
+    import gptbook
+
+    soup = rendered["book/api"]
+    missing = []
+    for module in gptbook.__all__[1:]:  # after __version__, the modules
+        mod = importlib.import_module(f"gptbook.{module}")
+        for name, obj in vars(mod).items():
+            if name.startswith("_") or getattr(obj, "__module__", None) != mod.__name__:
+                continue
+            if not (inspect.isfunction(obj) or inspect.isclass(obj)):
+                continue
+            entry = soup.find(id=f"gptbook.{module}.{name}")
+            if entry is None:
+                missing.append(f"gptbook.{module}.{name}")
+                continue
+            body = entry.find_next_sibling("dd")
+            links = [a["href"] for a in body.select("a.reference.internal") if "Introduced" in
+                     a.find_parent("p").get_text()]  # fmt: skip
+            assert links, f"gptbook.{module}.{name}: no link to its chapter"
+            target = (HTML / "book" / links[-1].split("#")[0]).resolve()
+            assert target.exists(), f"gptbook.{module}.{name} links to {links[-1]}, not a page"
+    assert not missing, f"the API reference lacks {missing}"
+
+
+def test_search_finds_a_section_and_its_api_entry():
+    """The search page, as a reader types "causal mask": chapter 4's section and the function."""
+    url = (HTML / "search.html").as_uri() + "?q=causal+mask"
+    results = BeautifulSoup(_chromium("--dump-dom", url), "html.parser").select(
+        "#search-results li"
+    )
+    found = [li.get_text(" ") for li in results]
+    assert any("4.3 The causal mask" in text for text in found), found
+    assert any("causal _ mask" in text and "API reference" in text for text in found), found

@@ -2,7 +2,7 @@
 
 A grader is called ``check_<chapter>_<n>`` and takes the reader's answer (a value
 or a function). It prints a one-line success message, or raises
-:class:`ExerciseFailed` (an ``AssertionError``) whose message says what was
+``ExerciseFailed`` (an ``AssertionError``) whose message says what was
 expected, what came back, and a hint. One module per chapter: ``ch00``, ``ch01``, ...;
 every grader is written with one helper, ``_grading.Exercise`` (call the answer, compare
 tensors, explain the failure, print the success line).
