@@ -127,11 +127,11 @@ def fast_dev_run() -> int:
     """How many steps and batches each loop runs in a fast dev run; 0 when there is none.
 
     ``GPTBOOK_FAST_DEV_RUN=n`` (n ≥ 1) caps every training run, evaluation and counted loop
-    of the book at ``n`` steps or batches (those that honour it: :class:`gptbook.train.Trainer`,
-    :func:`gptbook.lm.fit`, :func:`gptbook.pretrained.model`, :func:`pick` with ``dry=``), so
-    that a whole chapter at ``GPTBOOK_SCALE=full`` runs in minutes on a CPU. Its numbers mean
-    nothing; it answers only "does every cell of the full path run?". Pretrained models of a
-    fast dev run are kept apart from the real ones (:func:`gptbook.pretrained.path`).
+    of the book at ``n`` steps or batches: the package's loops through :func:`cap` (the
+    Trainer through :meth:`gptbook.train.TrainConfig.capped`), a chapter's own counts through
+    :func:`pick` with ``dry=``. A chapter at ``GPTBOOK_SCALE=full`` then runs in minutes on a
+    CPU, with numbers that mean nothing: it answers only "does every cell of the full path
+    run?". Pretrained models of a fast dev run are kept apart (:func:`gptbook.pretrained.path`).
     """
     value = os.environ.get(FAST_DEV_RUN_VARIABLE, "").strip()
     if not value:
