@@ -209,6 +209,37 @@ def setup(seed: int = 0) -> None:
     print(line)
 
 
+#: What separates a lesson's claim from its evidence; the tests' sanitizer masks what follows.
+LESSON_SEPARATOR = " — "
+
+
+def lesson(number: str, claim: str, holds: bool, evidence: str) -> None:
+    """State a measured result of a chapter as one line (the book's convention, chapter 0).
+
+    ``holds`` is computed in the cell from the measured numbers against a threshold written
+    before the result is known; ``evidence`` gives those numbers with their noise (an
+    interval, the seeds, n). Prints ``✓ Lesson 6.a: <claim> — <evidence>``, or
+    ``✗ Lesson 6.a not shown: <claim> — <evidence>`` when ``holds`` is False. The cell is
+    output-checked with the evidence masked, so a re-run that flips a lesson fails the tests.
+    """
+    if not isinstance(holds, bool):
+        raise TypeError(
+            f"lesson {number}: holds must be True or False, got {type(holds).__name__} "
+            f"{holds!r}; compare the measured numbers with the threshold and pass "
+            "bool(...) of that comparison, e.g. holds=bool(low > 0)."
+        )
+    for name, text in (("number", number), ("claim", claim), ("evidence", evidence)):
+        if not isinstance(text, str) or not text.strip() or "\n" in text:
+            raise ValueError(f"lesson {number!r}: {name} must be one non-empty line of text")
+    if LESSON_SEPARATOR in claim:
+        raise ValueError(
+            f"lesson {number}: the claim may not contain {LESSON_SEPARATOR!r}, which separates "
+            "it from the evidence; use a comma or a colon"
+        )
+    mark, shown = ("✓", "") if holds else ("✗", " not shown")
+    print(f"{mark} Lesson {number}{shown}: {claim}{LESSON_SEPARATOR}{evidence}")
+
+
 @dataclass(frozen=True)
 class Source:
     """Source code of a gptbook object, shown in a notebook as a highlighted block."""

@@ -165,3 +165,56 @@ def test_online_says_false_when_no_connection_opens(monkeypatch):
     monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
     monkeypatch.setattr(socket, "create_connection", refused)
     assert book.online() is False
+
+
+def test_lesson_prints_one_line_either_way(capsys):
+    book.lesson("6.a", "pretraining helps at 32 labels", True, "+9.1 points (95% CI 4.0 to 14.2)")
+    book.lesson("8.e", "examples help", False, "+0.4 points (95% CI -3.0 to 3.8), n=400")
+    held, failed = capsys.readouterr().out.splitlines()
+    assert held == "✓ Lesson 6.a: pretraining helps at 32 labels — +9.1 points (95% CI 4.0 to 14.2)"
+    assert failed == (
+        "✗ Lesson 8.e not shown: examples help — +0.4 points (95% CI -3.0 to 3.8), n=400"
+    )
+
+
+@pytest.mark.parametrize("holds", [1, 0.7, "yes", None, torch.tensor(True)])
+def test_lesson_refuses_a_holds_that_is_not_a_bool(holds, capsys):
+    with pytest.raises(TypeError, match=r"holds must be True or False.*bool\(\.\.\.\)"):
+        book.lesson("1.a", "a claim", holds, "evidence")
+    assert capsys.readouterr().out == ""  # nothing half-stated
+
+
+@pytest.mark.parametrize(
+    "claim, evidence, match",
+    [
+        ("a — b", "e", "may not contain"),
+        ("", "e", "claim must be one non-empty line"),
+        ("a", "two\nlines", "evidence must be one non-empty line"),
+    ],
+)
+def test_lesson_refuses_what_the_sanitizer_could_not_read(claim, evidence, match):
+    with pytest.raises(ValueError, match=match):
+        book.lesson("1.a", claim, True, evidence)
+
+
+def _sanitize(text: str) -> str:
+    """The notebooks' sanitizer (tests/sanitize.cfg) applied as nbval applies it."""
+    import re
+    from pathlib import Path
+
+    from nbval.plugin import get_sanitize_patterns
+
+    cfg = Path(__file__).with_name("sanitize.cfg").read_text(encoding="utf-8")
+    for regex, replace in get_sanitize_patterns(cfg):
+        text = re.sub(regex, replace, text)
+    return text
+
+
+def test_the_sanitizer_masks_a_lessons_evidence_but_not_its_verdict(capsys):
+    book.lesson("6.a", "pretraining helps", True, "+9.1 points (95% CI 4.0 to 14.2), 3 seeds")
+    first = capsys.readouterr().out
+    book.lesson("6.a", "pretraining helps", True, "+7.3 points (95% CI 1.2 to 12.0), 3 seeds")
+    assert _sanitize(first) == _sanitize(capsys.readouterr().out)  # noise in numbers passes
+    assert _sanitize(first) == "✓ Lesson 6.a: pretraining helps — EVIDENCE\n"
+    book.lesson("6.a", "pretraining helps", False, "+0.3 points (95% CI -4.0 to 4.6), 3 seeds")
+    assert _sanitize(first) != _sanitize(capsys.readouterr().out)  # a flip fails

@@ -88,6 +88,36 @@ def test_deterministic_cells_are_checked(path):
     assert len(checked) >= 3 and all(c.outputs for c in checked)
 
 
+#: The lessons (book.lesson, DESIGN §9) that a chapter's committed run must show.
+REQUIRED_LESSONS: dict[int, set[str]] = {}
+LESSON_LINE = re.compile(r"^(✓|✗) Lesson (\S+?)( not shown)?: .+ — .+$", re.M)
+
+
+def _lessons(cell) -> list[tuple[str, str]]:
+    text = "".join(out.get("text", "") for out in cell.outputs)
+    return [(m[1], m[2]) for m in LESSON_LINE.finditer(text)]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_lessons_are_shown_and_output_checked(path):
+    """A committed lesson holds (no ✗), sits in an output-checked cell, and has its own
+    number; a chapter shows the lessons its issue of record asks of it."""
+    shown = []
+    for cell in _code(_nb(path)):
+        lessons = _lessons(cell)
+        if lessons:
+            assert "nbval-check-output" in cell.metadata.get("tags", []), (
+                f"tag the lesson cell nbval-check-output:\n{cell.source}"
+            )
+        for mark, number in lessons:
+            assert mark == "✓", f"Lesson {number} is not shown: redesign the experiment"
+            assert number.split(".")[0] == str(int(path.name[:2])), f"Lesson {number} misnumbered"
+            shown.append(number)
+    assert len(shown) == len(set(shown)), f"a lesson number is used twice: {shown}"
+    missing = REQUIRED_LESSONS.get(int(path.name[:2]), set()) - set(shown)
+    assert not missing, f"{path.name} does not show lessons {sorted(missing)}"
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_plots_end_with_show(path):
     for cell in _code(_nb(path)):
