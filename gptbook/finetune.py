@@ -338,13 +338,76 @@ def fine_tune(
 def paper_config(n_examples: int, **overrides) -> TrainConfig:
     """GPT-1's fine-tuning recipe for ``n_examples`` training examples: lr 6.25e-5, batch 32,
     3 epochs, linear warmup over 0.2% of training then linear decay, as a TrainConfig;
-    ``overrides`` change any setting (``epochs=`` included)."""
+    ``overrides`` change any setting (``epochs=`` included, or ``max_steps=`` for a run of a
+    fixed number of steps, whatever the number of examples)."""
     epochs = overrides.pop("epochs", PAPER_EPOCHS)
     batch_size = overrides.pop("batch_size", 32)
-    steps = epochs * (n_examples // batch_size)
+    steps = overrides.pop("max_steps", None) or epochs * (n_examples // batch_size)
     settings = dict(lr=6.25e-5, warmup_steps=max(1, round(0.002 * steps)), schedule="linear")
     settings.update(min_lr_ratio=0.0, eval_interval=steps, weight_decay=0.01)
     return TrainConfig(max_steps=steps, batch_size=batch_size, **{**settings, **overrides})
+
+
+# ---------------------------------------------------------------------- does pretraining help?
+def label_budget(n_examples: int, budget: int | None, seed: int) -> list[int]:
+    """The indices of ``budget`` examples out of ``n_examples``, drawn at random by ``seed``
+    (``None``: all of them, shuffled): the labelled subset of one run of a label-budget curve.
+    A smaller budget of the same seed is the start of a larger one, so the curve's points add
+    labels rather than swap them."""
+    whole("n_examples", n_examples)
+    budget = n_examples if budget is None else whole("budget", budget)
+    if budget > n_examples:
+        raise ValueError(
+            f"budget={budget} is more than the {n_examples} labelled examples: lower it, or "
+            "pass budget=None for all of them"
+        )
+    order = torch.randperm(n_examples, generator=torch.Generator().manual_seed(seed))
+    return order[:budget].tolist()
+
+
+def take(pair: tuple[Sequence, Sequence[int]], indices: Sequence[int]) -> tuple[list, list[int]]:
+    """The examples ``indices`` of an ``(encoded, labels)`` pair, as a new pair."""
+    encoded, labels = pair
+    return [encoded[i] for i in indices], [labels[i] for i in indices]
+
+
+def fine_tune_budget(
+    model: TaskModel, train, budget: int | None, seed: int, cfg: TrainConfig
+) -> Trainer:
+    """Fine-tune ``model`` on ``budget`` labelled examples of ``train`` (an ``(encoded,
+    labels)`` pair) drawn by ``seed`` (:func:`label_budget`), which also orders the batches:
+    one run of a label-budget curve. Its evaluations measure the labelled examples themselves
+    (at most :data:`EVAL_BATCH_SIZE` of them: the training accuracy); measure held-out ones
+    afterwards with :func:`hits`. The batch is cut to the budget if it is larger."""
+    labelled = take(train, label_budget(len(train[0]), budget, seed))
+    seen = take(labelled, range(min(len(labelled[1]), EVAL_BATCH_SIZE)))
+    cfg = dataclasses.replace(cfg, seed=seed, batch_size=min(cfg.batch_size, len(labelled[1])))
+    return fine_tune(model, labelled, seen, cfg, progress=False)
+
+
+def hits(model: TaskModel, encoded: Sequence[Sequence[Sequence[int]]], labels: Sequence[int]):
+    """Whether ``model`` gets each example right: a bool tensor (N,), the outcomes that a
+    paired comparison of two models on the same examples needs."""
+    return predict(model, encoded).argmax(-1) == torch.tensor(labels)
+
+
+#: Two-sided 95% quantiles of Student's t, by degrees of freedom (values - 1).
+T_95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306}
+#: The normal quantile used beyond the table (more than nine values).
+Z_95 = 1.96
+
+
+def mean_interval(values) -> tuple[float, float, float]:
+    """The mean of ``values`` and its 95% interval, ``(mean, low, high)``: mean ± q · sd / √n,
+    q from Student's t for a few values (seeds: a wide interval) and 1.96 for many (examples).
+    Of paired outcomes, ``hits_a.float() - hits_b.float()`` on the same examples, it is the
+    paired interval of a difference of accuracies."""
+    x = torch.as_tensor(values, dtype=torch.float64).flatten()
+    if len(x) < 2:
+        raise ValueError(f"an interval needs at least 2 values, got {len(x)}")
+    half = T_95.get(len(x) - 1, Z_95) * (x.std() / len(x) ** 0.5).item()
+    mean = x.mean().item()
+    return mean, mean - half, mean + half
 
 
 def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:

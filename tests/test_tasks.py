@@ -162,3 +162,22 @@ def test_glue_offline_says_so_at_once(monkeypatch):
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     with pytest.raises(OSError, match="cannot be reached.*tasks.sentiment"):
         tasks.glue("sst2")
+
+
+def test_line_end_texts_end_at_a_line_break_or_inside_a_line_half_each():
+    rows = tasks.line_end("test", 60, max_chars=40)
+    assert list(rows["label"]) == [0, 1] * 30
+    ends = {
+        line.split()[-1]
+        for play in tasks.plays("test").values()
+        for s in play
+        for line in s["lines"]
+    }
+    for row in rows:
+        assert 30 <= len(row["text"]) <= 40, "about the same length: the length says nothing"
+        assert "\n" not in row["text"]
+        if row["label"] == 1:
+            assert row["text"].split()[-1] in ends
+    assert list(tasks.line_end("test", 60, max_chars=40)["text"]) == list(rows["text"])
+    with pytest.raises(ValueError, match="max_chars must be a whole number"):
+        tasks.line_end("test", 2, max_chars=0)
