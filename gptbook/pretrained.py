@@ -10,8 +10,10 @@ to any of them trains a new one instead of loading a stale one.
     trainer = pretrained.train("char", on_eval=print_sample)   # chapter 5: train in view
     pretrained.history("ladder-3")   # the losses of its training run, kept with the model
 
-Chapter 8 adds a scaling ladder, ``ladder-1`` … ``ladder-5``: one shape at five widths
-(:data:`LADDER_WIDTHS`), trained alike, whose losses against size and compute it fits. Chapter 9
+Chapter 8 adds its scaling models, one shape at many widths: IsoFLOP profiles,
+``isoflop-<budget>-<width>``, each trained for exactly its compute budget
+(:data:`ISOFLOP_BUDGETS`, :data:`ISOFLOP_WIDTHS`), and a ladder, ``ladder-1`` … ``ladder-5``
+(:data:`LADDER_WIDTHS`), each trained on the same tokens per parameter. Chapter 9
 adds ``draft``, a shallow, narrow model of the same characters: the cheap draft of speculative
 decoding, with the ``char`` model as its target.
 """
@@ -33,6 +35,7 @@ from . import book, data
 from .assets import cache_dir
 from .files import DamagedFile, atomic_dir, locked
 from .model import GPT, GPTConfig
+from .sizes import FLOPS_PER_PARAMETER_TOKEN
 from .train import TrainConfig, Trainer
 
 #: The models later chapters reuse: per scale, a model (a preset and overrides) and a training run.
@@ -85,26 +88,88 @@ SPECS = {
 }
 
 
-#: Chapter 8's scaling ladder: the widths of its five models, at each scale.
-LADDER_WIDTHS = {"quick": (16, 32, 48, 64, 96), "full": (64, 128, 192, 256, 384)}
-#: What every model of the ladder shares besides its width: GPT-2's blocks, one run each.
-LADDER = {
-    "quick": dict(
-        model=dict(preset="book-tiny", n_head=4, norm="pre", scaled_residual_init=True),
-        train=dict(max_steps=300, batch_size=16, lr=3e-3, warmup_steps=30, eval_interval=25),
-    ),
-    "full": dict(
-        model=dict(preset="book-medium", n_layer=4, n_head=4, norm="pre", dropout=0.0),
-        train=dict(max_steps=2000, batch_size=64, lr=1e-3, warmup_steps=100, eval_interval=100),
-    ),
+#: Chapter 8's models share one shape, GPT-2's pre-LN blocks, and differ in width.
+SCALING_SHAPE = {
+    "quick": dict(preset="book-tiny", n_layer=2, n_head=2, norm="pre", scaled_residual_init=True),
+    "full": dict(preset="book-medium", n_layer=4, n_head=4, norm="pre"),
 }
+#: Their batches: (sequences per step, block size), at each scale.
+SCALING_BATCH = {"quick": (16, 64), "full": (64, 256)}
+#: Peak learning rate at the reference width; a model of width w uses lr·√(reference / w).
+SCALING_LR = {"quick": (1e-2, 16), "full": (3e-3, 128)}
+#: Share of each run spent warming up; the cosine decay ends at the run's last step.
+SCALING_WARMUP = 0.1
+#: Validation batches of every evaluation: enough that a loss is sure to about ±0.005.
+SCALING_EVAL_BATCHES = 40
+#: Chapter 8's IsoFLOP budgets (training FLOPs, C = 6·N·D), ~3.3× apart, at each scale.
+ISOFLOP_BUDGETS = {"quick": (1e10, 3e10, 1e11), "full": (3e13, 1e14, 3e14)}
+#: The five widths trained on each budget: from too small (capacity-limited) to too large
+#: (too few tokens), moving up with the budget.
+ISOFLOP_WIDTHS = {
+    "quick": ((4, 6, 8, 12, 16), (8, 12, 16, 24, 32), (12, 16, 24, 32, 48)),
+    "full": ((24, 32, 48, 64, 96), (32, 48, 64, 96, 128), (48, 64, 96, 128, 192)),
+}
+#: Chapter 8's scaling ladder: five widths, each trained on the same tokens per parameter.
+LADDER_WIDTHS = {"quick": (16, 24, 32, 48, 64), "full": (64, 96, 128, 192, 256)}
+#: The ladder's tokens per parameter: Chinchilla's ratio.
+LADDER_TOKENS_PER_PARAMETER = 20
+
+
+def _scaling_spec(scale: str, width: int, tokens: float) -> dict:
+    """A chapter-8 model of ``width`` trained on about ``tokens`` tokens: its steps are the
+    tokens over the tokens of a batch, its schedule warms up and decays over exactly those."""
+    batch_size, block_size = SCALING_BATCH[scale]
+    lr, reference = SCALING_LR[scale]
+    steps = max(1, round(tokens / (batch_size * block_size)))
+    return dict(
+        model={**SCALING_SHAPE[scale], "n_embd": width, "block_size": block_size, "dropout": 0.0},
+        train=dict(
+            max_steps=steps,
+            batch_size=batch_size,
+            lr=lr * (reference / width) ** 0.5,
+            warmup_steps=max(1, round(SCALING_WARMUP * steps)),
+            eval_interval=steps,
+            eval_batches=SCALING_EVAL_BATCHES,
+        ),
+    )
+
+
+def _non_embedding(scale: str, width: int) -> int:
+    """N of a chapter-8 model of ``width``: its parameters without the embedding tables."""
+    from .sizes import non_embedding
+
+    overrides = {**SCALING_SHAPE[scale], "n_embd": width}
+    overrides["block_size"] = SCALING_BATCH[scale][1]
+    return non_embedding(GPTConfig.preset(overrides.pop("preset"), **overrides))
+
+
+def isoflop_name(budget: int, width: int) -> str:
+    """The pretrained name of the IsoFLOP model of budget index ``budget`` and width index
+    ``width`` (both from 1): its width is ``ISOFLOP_WIDTHS[scale][budget - 1][width - 1]``."""
+    return f"isoflop-{budget}-{width}"
+
+
+for _b in range(len(ISOFLOP_BUDGETS["quick"])):
+    for _w in range(len(ISOFLOP_WIDTHS["quick"][_b])):
+        SPECS[isoflop_name(_b + 1, _w + 1)] = {
+            scale: _scaling_spec(
+                scale,
+                ISOFLOP_WIDTHS[scale][_b][_w],
+                ISOFLOP_BUDGETS[scale][_b]
+                / (
+                    FLOPS_PER_PARAMETER_TOKEN * _non_embedding(scale, ISOFLOP_WIDTHS[scale][_b][_w])
+                ),
+            )
+            for scale in ISOFLOP_BUDGETS
+        }
 for _rung in range(len(LADDER_WIDTHS["quick"])):
     SPECS[f"ladder-{_rung + 1}"] = {
-        scale: dict(
-            model={**shared["model"], "n_embd": LADDER_WIDTHS[scale][_rung], "dropout": 0.0},
-            train=shared["train"],
+        scale: _scaling_spec(
+            scale,
+            LADDER_WIDTHS[scale][_rung],
+            LADDER_TOKENS_PER_PARAMETER * _non_embedding(scale, LADDER_WIDTHS[scale][_rung]),
         )
-        for scale, shared in LADDER.items()
+        for scale in LADDER_WIDTHS
     }
 
 

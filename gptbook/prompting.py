@@ -7,7 +7,8 @@ batched forward pass; :func:`pmi_scores` discounts what an option scores without
 :func:`zero_shot_accuracy` runs a set of questions and says how sure the accuracy is
 (:func:`accuracy` does the same for any scorer, a baseline's too; :func:`difference` compares
 two on the same questions). :func:`complete` is the other way to ask: generate, then match.
-Chapter 8 adds examples to the prompt: :func:`k_shot_prompt`, :func:`k_shot`.
+Chapter 8 adds examples to the prompt: :func:`k_shot_prompt`, :func:`k_shot`; a prompt that
+does not fit the context is refused or counted (:func:`too_long`), never silently cut.
 """
 
 from __future__ import annotations
@@ -114,25 +115,29 @@ def score_options(
 class Accuracy:
     """An accuracy with its 95% Wilson score interval over ``n`` questions; ``right`` keeps
     each question's outcome, so that two scorers can be compared on the same questions
-    (:func:`difference`)."""
+    (:func:`difference`); ``truncated`` counts the questions whose prompt was cut from the left
+    to fit the model's context (never silently: it is printed)."""
 
     value: float
     low: float
     high: float
     n: int
     right: tuple[bool, ...] = field(default=(), repr=False, compare=False)
+    truncated: int = field(default=0, compare=False)
 
     @classmethod
-    def of(cls, right: Iterable[bool]) -> Accuracy:
+    def of(cls, right: Iterable[bool], truncated: int = 0) -> Accuracy:
         """The accuracy of these outcomes, one per question (True: answered right)."""
         right = tuple(bool(r) for r in right)
         if not right:
             raise ValueError("an accuracy needs at least one question")
         correct = sum(right)
-        return cls(correct / len(right), *wilson_interval(correct, len(right)), len(right), right)
+        interval = wilson_interval(correct, len(right))
+        return cls(correct / len(right), *interval, len(right), right, truncated)
 
     def __str__(self) -> str:
-        return f"{self.value:.1%} (95% CI {self.low:.1%}–{self.high:.1%}, n={self.n})"
+        cut = f", {self.truncated} prompts cut to fit the context" if self.truncated else ""
+        return f"{self.value:.1%} (95% CI {self.low:.1%}–{self.high:.1%}, n={self.n}{cut})"
 
 
 def difference(a: Accuracy, b: Accuracy, z: float = Z_95) -> tuple[float, float, float]:
@@ -186,16 +191,16 @@ SCORINGS = ("sum", "mean", "pmi")
 Scorer = Callable[[str, Sequence[str]], Sequence[float]]
 
 
-def accuracy(score: Scorer, questions: Iterable[dict]) -> Accuracy:
+def accuracy(score: Scorer, questions: Iterable[dict], truncated: int = 0) -> Accuracy:
     """The share of ``questions`` (dicts with ``prompt``, ``options`` and the right option's
     index ``label``) whose right option ``score`` ranks highest, with its 95% interval. Any
     scorer will do: a language model's (:func:`zero_shot_accuracy`) or a baseline's. A fast dev
-    run scores the first few questions only."""
+    run scores the first few questions only. ``truncated``: how many prompts the scorer cut."""
     questions, right = list(questions), []
     for q in questions[: book.cap(len(questions))]:
         scores = score(q["prompt"], q["options"])
         right.append(max(range(len(scores)), key=scores.__getitem__) == q["label"])
-    return Accuracy.of(right)
+    return Accuracy.of(right, truncated)
 
 
 def zero_shot_accuracy(
@@ -206,16 +211,32 @@ def zero_shot_accuracy(
     truncate: bool = False,
 ) -> Accuracy:
     """The :func:`accuracy` of ``model`` on ``questions`` when it scores options by ``scoring``
-    (one of :data:`SCORINGS`): no training, only the prompt."""
+    (one of :data:`SCORINGS`): no training, only the prompt. Without ``truncate`` a question
+    that does not fit the context is refused; with it, its prompt loses its start, and the
+    result counts those questions (``Accuracy.truncated``)."""
     if scoring not in SCORINGS:
         raise ValueError(f"scoring={scoring!r}: use one of {', '.join(SCORINGS)}")
+    questions = list(questions)
+    scored = questions[: book.cap(len(questions))]
+    cut = len(too_long(tokenizer, scored, model.config.block_size)) if truncate else 0
 
     def score(prompt: str, options: Sequence[str]) -> list[float]:
         if scoring == "pmi":
             return pmi_scores(model, tokenizer, prompt, options, truncate=truncate)
         return score_options(model, tokenizer, prompt, options, scoring == "mean", truncate)
 
-    return accuracy(score, questions)
+    return accuracy(score, questions, cut)
+
+
+def too_long(tokenizer: Tokenizer, questions: Iterable[dict], block_size: int) -> list[int]:
+    """The indices of the ``questions`` whose prompt and longest option do not fit in
+    ``block_size`` tokens: those a model with that context could not read whole."""
+    return [
+        i
+        for i, q in enumerate(questions)
+        if len(tokenizer.encode(q["prompt"])) + max(len(tokenizer.encode(o)) for o in q["options"])
+        > block_size
+    ]
 
 
 #: GPT-3 separates its few-shot examples by one or two newlines, depending on the task.
@@ -236,17 +257,31 @@ def k_shot(
     k: int,
     seed: int = 0,
     delimiter: str = DELIMITER,
+    tokenizer: Tokenizer | None = None,
+    block_size: int | None = None,
 ) -> list[dict]:
     """``questions`` with ``k`` solved examples in front of each prompt, drawn at random (and
     without repeats) from ``pool`` — questions of the same task, each shown with its right
-    option — as GPT-3 drew its examples from the task's training set for every question."""
+    option — as GPT-3 drew its examples from the task's training set for every question.
+    Given a ``tokenizer`` and the model's ``block_size``, prompts that would not fit are
+    refused: a model would read only their end, without the examples."""
     if not 0 <= k <= len(pool):
         raise ValueError(f"k={k}: choose 0 ≤ k ≤ {len(pool)}, the questions in the pool")
+    if (tokenizer is None) != (block_size is None):
+        raise ValueError("pass both tokenizer and block_size to check the prompts fit, or neither")
     rng = random.Random(seed)
     shots = []
     for q in questions:
         examples = [(e["prompt"], e["options"][e["label"]]) for e in rng.sample(list(pool), k)]
         shots.append({**q, "prompt": k_shot_prompt(examples, q["prompt"], delimiter)})
+    if tokenizer is not None:
+        cut = too_long(tokenizer, shots, block_size)
+        if cut:
+            raise ValueError(
+                f"{len(cut)} of {len(shots)} {k}-shot prompts do not fit a context of "
+                f"{block_size} tokens: use fewer examples, shorter questions, or a model with a "
+                "longer context"
+            )
     return shots
 
 

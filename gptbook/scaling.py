@@ -5,7 +5,10 @@ power of its size, L(N) = (N_c / N)^α_N, with α_N ≈ 0.076 and N_c ≈ 8.8e13
 parameters (:data:`KAPLAN_N`); training costs about C = 6·N·D FLOPs for D tokens
 (:func:`training_compute`). Hoffmann et al. (2022, "Chinchilla") found that for a fixed budget
 parameters and tokens should grow together, about 20 tokens per parameter
-(:func:`chinchilla_optimal`).
+(:func:`chinchilla_optimal`). Their second approach measures it: at each of a few budgets,
+train models of several sizes for exactly that budget, fit a parabola in log N to each
+"IsoFLOP" profile (:func:`fit_isoflop`), and fit how the minima grow with the budget
+(:func:`fit_compute_optimal`).
 
     law = scaling.fit_power_law(n_params, val_loss)   # L ≈ (law.scale / N) ** law.exponent
     law(1e9)                                          # its prediction at a billion parameters
@@ -17,12 +20,12 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from .sizes import FLOPS_PER_PARAMETER_TOKEN  # 6: C = 6·N·D
+
 #: FLOPs of one petaFLOP/s-day, the unit of Kaplan et al.'s and GPT-3's compute figures.
 PF_DAY = 1e15 * 24 * 3600
 #: Chinchilla's rule of thumb: compute-optimal training reads about 20 tokens per parameter.
 TOKENS_PER_PARAMETER = 20
-#: FLOPs per parameter per training token: 2 forward, 4 backward (Kaplan et al., 2020).
-FLOPS_PER_PARAMETER_TOKEN = 6
 #: Points of the grid :func:`fit_power_law` searches for the irreducible loss.
 IRREDUCIBLE_GRID = 400
 
@@ -127,3 +130,110 @@ def elbows(curves: dict[str, tuple[Sequence[float], Sequence[float]]]) -> dict[s
     for c, loss, name in frontier(curves):
         found[name] = (c, loss)
     return found
+
+
+@dataclass(frozen=True)
+class IsoFLOP:
+    """One IsoFLOP profile's fit (chapter 8): loss ≈ c0 + c1·u + c2·u², u = ln N, for models
+    that all trained on ``compute`` FLOPs. ``n_opt`` is the parabola's lowest point, the
+    compute-optimal size (meaningful only when ``opens_up``: c2 > 0); ``d_opt`` is the tokens it
+    reads there, C / (6·N_opt)."""
+
+    compute: float
+    coefficients: tuple[float, float, float]
+    n_range: tuple[float, float]
+
+    @property
+    def opens_up(self) -> bool:
+        """Whether the parabola has a minimum (a U), not a maximum."""
+        return self.coefficients[2] > 0
+
+    @property
+    def n_opt(self) -> float:
+        """The N at the parabola's vertex: exp(-c1 / (2·c2))."""
+        _, c1, c2 = self.coefficients
+        return math.exp(-c1 / (2 * c2)) if c2 else math.inf
+
+    @property
+    def d_opt(self) -> float:
+        """The tokens the optimal size reads on this budget: C / (6·N_opt)."""
+        return self.compute / (FLOPS_PER_PARAMETER_TOKEN * self.n_opt)
+
+    @property
+    def loss_opt(self) -> float:
+        """The fitted loss at ``n_opt``."""
+        return self(self.n_opt)
+
+    @property
+    def inside(self) -> bool:
+        """Whether the minimum is a real one: the parabola opens upward and its vertex lies
+        strictly between the smallest and the largest size tried."""
+        return self.opens_up and self.n_range[0] < self.n_opt < self.n_range[1]
+
+    def __call__(self, n):
+        """The fitted loss at ``n`` parameters (a number or a NumPy array)."""
+        import numpy as np
+
+        u = np.log(n)
+        c0, c1, c2 = self.coefficients
+        return c0 + c1 * u + c2 * u * u
+
+
+def fit_isoflop(n_params: Sequence[float], losses: Sequence[float], compute: float) -> IsoFLOP:
+    """The parabola in ln N through one IsoFLOP profile: the losses of models of
+    ``n_params`` parameters that each trained on ``compute`` FLOPs (Hoffmann et al.'s
+    approach 2), fitted by least squares."""
+    import numpy as np
+
+    n, y = np.asarray(n_params, dtype=float), np.asarray(losses, dtype=float)
+    if n.shape != y.shape or n.ndim != 1 or len(set(n.tolist())) < 3:
+        raise ValueError(
+            f"fit_isoflop needs one loss per size and at least 3 different sizes, got "
+            f"{n.size} sizes and {y.size} losses: train more sizes on this budget"
+        )
+    if n.min() <= 0 or not compute > 0:
+        raise ValueError("sizes and compute must be positive: the parabola is in their logs")
+    c2, c1, c0 = np.polyfit(np.log(n), y, 2)
+    return IsoFLOP(float(compute), (float(c0), float(c1), float(c2)), (n.min(), n.max()))
+
+
+@dataclass(frozen=True)
+class ComputeOptimal:
+    """How the compute-optimal size and tokens grow with the budget: N_opt ∝ C^a and
+    D_opt ∝ C^b (chapter 8). With C = 6·N·D, a + b = 1; Chinchilla measured a ≈ b ≈ 0.5."""
+
+    n_law: PowerLaw
+    d_law: PowerLaw
+
+    @property
+    def a(self) -> float:
+        """The exponent of N_opt ∝ C^a."""
+        return -self.n_law.exponent
+
+    @property
+    def b(self) -> float:
+        """The exponent of D_opt ∝ C^b."""
+        return -self.d_law.exponent
+
+    def __call__(self, compute):
+        """(N_opt, D_opt) for a budget of ``compute`` FLOPs."""
+        return self.n_law(compute), self.d_law(compute)
+
+
+#: Chinchilla's measured exponents of N_opt ∝ C^a and D_opt ∝ C^b (approach 2: 0.49, 0.51).
+CHINCHILLA_A, CHINCHILLA_B = 0.49, 0.51
+
+
+def fit_compute_optimal(profiles: Sequence[IsoFLOP]) -> ComputeOptimal:
+    """Power laws through the IsoFLOP minima, N_opt against C and D_opt against C (each fitted
+    by :func:`fit_power_law`; its exponent is the negative of the growth exponent)."""
+    if len(profiles) < 2 or not all(p.opens_up for p in profiles):
+        raise ValueError(
+            "fit_compute_optimal needs at least 2 profiles, each with a minimum (a parabola "
+            "opening upward): add budgets, or widen the sizes tried so each profile is a U"
+        )
+    compute = [p.compute for p in profiles]
+    return ComputeOptimal(
+        fit_power_law(compute, [p.n_opt for p in profiles]),
+        fit_power_law(compute, [p.d_opt for p in profiles]),
+    )

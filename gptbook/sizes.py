@@ -156,3 +156,7 @@ def matched_width(config: GPTConfig, target: int) -> GPTConfig:
             "the rest of the model is already larger"
         )
     return dataclasses.replace(config, mlp_hidden=width)
+
+
+#: FLOPs per parameter per training token: 2 forward, 4 backward (Kaplan et al., 2020).
+FLOPS_PER_PARAMETER_TOKEN = 6

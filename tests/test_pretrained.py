@@ -131,12 +131,35 @@ def test_the_training_history_is_kept_with_the_model(tmp_path, monkeypatch):
         pretrained.history("test-tiny", "quick", "cpu")
 
 
+def _tokens(name: str, scale: str) -> tuple[int, int]:
+    """(N, D) of a chapter-8 model: its non-embedding parameters and its training tokens."""
+    from gptbook.sizes import non_embedding
+
+    model, train = pretrained.spec(name, scale)
+    return non_embedding(model), train.max_steps * train.batch_size * model.block_size
+
+
 @pytest.mark.parametrize("scale", ["quick", "full"])
-def test_the_ladder_differs_only_in_width(scale):
+def test_the_ladder_differs_only_in_width_and_reads_the_same_tokens_per_parameter(scale):
     rungs = [pretrained.spec(f"ladder-{i}", scale) for i in range(1, 6)]
     widths = [model.n_embd for model, _ in rungs]
     assert widths == list(pretrained.LADDER_WIDTHS[scale]) == sorted(set(widths))
-    first_model, first_train = rungs[0]
-    for model, train in rungs[1:]:
-        assert train == first_train
+    first_model, _ = rungs[0]
+    for model, _ in rungs[1:]:
         assert dataclasses.replace(model, n_embd=first_model.n_embd) == first_model
+    for i in range(1, 6):
+        n, d = _tokens(f"ladder-{i}", scale)
+        assert d / n == pytest.approx(pretrained.LADDER_TOKENS_PER_PARAMETER, rel=0.1)
+
+
+@pytest.mark.parametrize("scale", ["quick", "full"])
+def test_each_isoflop_model_trains_for_exactly_its_budget(scale):
+    for b, budget in enumerate(pretrained.ISOFLOP_BUDGETS[scale], start=1):
+        widths = pretrained.ISOFLOP_WIDTHS[scale][b - 1]
+        for w, width in enumerate(widths, start=1):
+            name = pretrained.isoflop_name(b, w)
+            model, train = pretrained.spec(name, scale)
+            n, d = _tokens(name, scale)
+            assert model.n_embd == width and train.eval_interval == train.max_steps
+            assert 6 * n * d == pytest.approx(budget, rel=0.1), "C = 6·N·D, to a step"
+            assert 0 < train.warmup_steps < train.max_steps

@@ -195,3 +195,26 @@ def test_k_shot_draws_distinct_examples_from_the_pool_with_their_right_answers()
     assert prompting.k_shot(questions, pool, k=0) == questions
     with pytest.raises(ValueError, match="0 ≤ k ≤ 10"):
         prompting.k_shot(questions, pool, k=11)
+
+
+def test_k_shot_refuses_prompts_that_do_not_fit_the_context():
+    pool = [dict(prompt="abc:", options=[" d", " e"], label=0) for _ in range(8)]
+    questions = [dict(prompt="xyz:", options=[" a", " b"], label=1)]
+    fits = prompting.k_shot(questions, pool, k=2, tokenizer=TOKENIZER, block_size=24)
+    assert len(TOKENIZER.encode(fits[0]["prompt"])) + 2 <= 24
+    with pytest.raises(ValueError, match="1 of 1 4-shot prompts do not fit a context of 24"):
+        prompting.k_shot(questions, pool, k=4, tokenizer=TOKENIZER, block_size=24)
+    with pytest.raises(ValueError, match="both tokenizer and block_size"):
+        prompting.k_shot(questions, pool, k=1, tokenizer=TOKENIZER)
+
+
+def test_accuracy_counts_the_prompts_it_cut(model):
+    short = dict(prompt="ab:", options=[" a", " b"], label=0)
+    long = dict(prompt="ab " * 10, options=[" a", " b"], label=0)  # 30 tokens > 24
+    assert prompting.too_long(TOKENIZER, [short, long, long], 24) == [1, 2]
+    with pytest.raises(ValueError, match="more than the context of 24"):
+        prompting.zero_shot_accuracy(model, TOKENIZER, [short, long])
+    result = prompting.zero_shot_accuracy(model, TOKENIZER, [short, long, long], truncate=True)
+    assert result.truncated == 2 and "2 prompts cut to fit the context" in str(result)
+    fitting = prompting.zero_shot_accuracy(model, TOKENIZER, [short], truncate=True)
+    assert fitting.truncated == 0 and "cut" not in str(fitting)

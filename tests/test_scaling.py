@@ -86,3 +86,50 @@ def test_frontier_keeps_the_points_nothing_cheaper_beats():
         (32, 2.7, "large"),
     ]
     assert scaling.elbows(curves) == {"small": (4, 3.6), "large": (32, 2.7)}
+
+
+def isoflop_losses(compute: float, sizes: list[float], n_opt: float, noise: float = 0.0):
+    """Synthetic IsoFLOP losses: a parabola in ln N with its lowest point at ``n_opt``."""
+    rng = random.Random(int(compute))
+    return [2.0 + 0.1 * math.log(n / n_opt) ** 2 + rng.gauss(0, noise) for n in sizes]
+
+
+def test_fit_isoflop_finds_the_minimum_of_a_noisy_u():
+    sizes = [1e3 * 2**k for k in range(7)]  # 1e3 … 6.4e4
+    fit = scaling.fit_isoflop(sizes, isoflop_losses(1e12, sizes, 8e3, noise=0.002), 1e12)
+    assert fit.opens_up and fit.inside
+    assert fit.n_opt == pytest.approx(8e3, rel=0.1)
+    assert fit.loss_opt == pytest.approx(2.0, abs=0.01)
+    assert fit.d_opt == pytest.approx(1e12 / (6 * fit.n_opt))
+
+
+def test_a_monotone_profile_has_no_minimum_inside():
+    sizes = [1e3 * 2**k for k in range(5)]
+    fit = scaling.fit_isoflop(sizes, isoflop_losses(1e12, sizes, 1e6), 1e12)
+    assert fit.opens_up and not fit.inside  # the vertex lies beyond the largest size
+    hump = scaling.fit_isoflop(sizes, [-v for v in isoflop_losses(1e12, sizes, 4e3)], 1e12)
+    assert not hump.opens_up and not hump.inside
+
+
+def test_compute_optimal_recovers_chinchilla_exponents():
+    budgets = [1e10, 4e10, 1.6e11, 6.4e11]
+    profiles = []
+    for c in budgets:
+        n_opt = 0.1 * c**0.5  # N_opt ∝ C^0.5, so D_opt ∝ C^0.5
+        sizes = [n_opt * 2**k for k in range(-3, 4)]
+        profiles.append(scaling.fit_isoflop(sizes, isoflop_losses(c, sizes, n_opt), c))
+    law = scaling.fit_compute_optimal(profiles)
+    assert law.a == pytest.approx(0.5, abs=1e-6)
+    assert law.b == pytest.approx(0.5, abs=1e-6)
+    n, d = law(1e12)
+    assert scaling.training_compute(n, d) == pytest.approx(1e12, rel=1e-6)
+
+
+def test_isoflop_fits_refuse_too_little_data():
+    with pytest.raises(ValueError, match="at least 3 different sizes"):
+        scaling.fit_isoflop([1e3, 2e3], [2.0, 1.9], 1e12)
+    sizes = [1e3 * 2**k for k in range(5)]
+    with pytest.raises(ValueError, match="at least 2 profiles"):
+        scaling.fit_compute_optimal(
+            [scaling.fit_isoflop(sizes, isoflop_losses(1e9, sizes, 4e3), 1e9)]
+        )
