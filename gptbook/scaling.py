@@ -132,6 +132,10 @@ def elbows(curves: dict[str, tuple[Sequence[float], Sequence[float]]]) -> dict[s
     return found
 
 
+#: How far from 0 the log of a fitted vertex may lie: e^700 is near the largest float.
+VERTEX_LOG_LIMIT = 700.0
+
+
 @dataclass(frozen=True)
 class IsoFLOP:
     """One IsoFLOP profile's fit (chapter 8): loss ≈ c0 + c1·u + c2·u², u = ln N, for models
@@ -150,9 +154,12 @@ class IsoFLOP:
 
     @property
     def n_opt(self) -> float:
-        """The N at the parabola's vertex: exp(-c1 / (2·c2))."""
+        """The N at the parabola's vertex: exp(-c1 / (2·c2)), its log kept within
+        ±:data:`VERTEX_LOG_LIMIT` (a nearly flat fit, as a run too short to learn gives, has
+        its vertex far out)."""
         _, c1, c2 = self.coefficients
-        return math.exp(-c1 / (2 * c2)) if c2 else math.inf
+        u = -c1 / (2 * c2) if c2 else VERTEX_LOG_LIMIT
+        return math.exp(max(-VERTEX_LOG_LIMIT, min(VERTEX_LOG_LIMIT, u)))
 
     @property
     def d_opt(self) -> float:
