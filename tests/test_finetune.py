@@ -235,13 +235,17 @@ def test_task_batches_go_through_every_example_once_an_epoch_the_same_way_each_t
         finetune.task_batches(encoded, list(range(9)), batch_size=2)
 
 
-def test_fine_tune_learns_a_task_through_the_trainer(gpt):
+def _last_letter_model(gpt):
+    """A classification TaskModel on ``gpt``, with 256 training and 64 test examples of the
+    last-letter task."""
     special = finetune.add_special_tokens(gpt)
     model = TaskModel(gpt, "classification", special, dropout=0.0)
-    train, test = (
-        _encoded(_last_letter_task(256), special),
-        _encoded(_last_letter_task(64, seed=1), special),
-    )
+    train = _encoded(_last_letter_task(256), special)
+    return model, train, _encoded(_last_letter_task(64, seed=1), special)
+
+
+def test_fine_tune_learns_a_task_through_the_trainer(gpt):
+    model, train, test = _last_letter_model(gpt)
     cfg = finetune.paper_config(256, lr=1e-2, epochs=6, eval_interval=16)
     trainer = finetune.fine_tune(model, train, test, cfg, progress=False)
     history = trainer.history
@@ -376,19 +380,14 @@ def test_mean_interval_uses_students_t_for_few_values_and_the_normal_for_many():
 
 
 def test_fine_tune_budget_trains_on_the_drawn_labels_and_hits_are_per_example(gpt):
-    special = finetune.add_special_tokens(gpt)
-    model = TaskModel(gpt, "classification", special, dropout=0.0)
-    train, test = (
-        _encoded(_last_letter_task(256), special),
-        _encoded(_last_letter_task(64, seed=1), special),
-    )
+    model, train, test = _last_letter_model(gpt)
     cfg = finetune.paper_config(256, max_steps=48, lr=1e-2)
     assert cfg.max_steps == 48, "max_steps fixes the length of a run"
     trainer = finetune.fine_tune_budget(model, train, 192, seed=0, cfg=cfg)
     assert trainer.step == 48 and trainer.cfg.seed == 0
     hit = finetune.hits(model.eval(), *test)
     assert hit.dtype == torch.bool and hit.shape == (64,) and hit.float().mean() > 0.9
-    tiny = TaskModel(gpt, "classification", special)
+    tiny = TaskModel(gpt, "classification", model.special)
     assert finetune.fine_tune_budget(tiny, train, 8, seed=1, cfg=cfg).cfg.batch_size == 8, (
         "the batch is cut to a budget smaller than it"
     )
