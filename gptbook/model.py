@@ -26,7 +26,7 @@ from .attention import KVCache, LayerCache, MultiHeadAttention, banded_mask
 from .checks import id_batch
 from .config import GPT3_TABLE, PRESETS, GPTConfig
 from .embeddings import tie_weights
-from .files import atomic_write, read_manifest, write_manifest, write_text
+from .files import atomic_dir, read_manifest, write_manifest
 from .layers import MLP, MoE, RMSNorm, SwiGLU
 from .lm import cross_entropy
 from .positional import LearnedPositional
@@ -35,6 +35,10 @@ __all__ = ["GPT", "GPT3_TABLE", "PRESETS", "Block", "GPTConfig", "make_mlp", "ma
 
 #: The file :meth:`GPT.save` writes last, with the SHA-256 of the others.
 SAVED_MANIFEST = "manifest.json"
+#: The files of a folder written by :meth:`GPT.save`, and nothing else.
+SAVED_FILES = {"config.json", "model.safetensors", SAVED_MANIFEST}
+#: The output layer's weight: with tied embeddings, the token embedding's matrix, stored once.
+TIED = "lm_head.weight"
 
 
 def make_norm(config: GPTConfig) -> nn.Module:
@@ -239,18 +243,27 @@ class GPT(nn.Module):
         return to_hf(self, path)
 
     def save(self, path: str | Path, metadata: dict[str, str] | None = None) -> None:
-        """Write ``path/config.json`` and ``path/model.safetensors`` (with ``metadata``), each
-        atomically, then ``path/manifest.json`` with their SHA-256: once it is there, the folder
-        is complete, and :meth:`load` can tell a damaged file from a good one."""
+        """Write the model to the folder ``path``: ``config.json``, ``model.safetensors`` (with
+        ``metadata``) and ``manifest.json`` with their SHA-256, so that :meth:`load` can tell a
+        damaged file from a good one. The folder appears whole or not at all: it is built beside
+        ``path`` and renamed into place, replacing an earlier save there. A folder that holds
+        anything else is refused, since replacing it would delete those files."""
         from safetensors.torch import save_file
 
         path = Path(path)
+        if path.is_dir() and (others := sorted({p.name for p in path.iterdir()} - SAVED_FILES)):
+            raise FileExistsError(
+                f"{path} holds files that are not a saved model's ({', '.join(others[:3])}): "
+                f"save the model to a folder of its own, e.g. {path / 'model'}"
+            )
         config = json.dumps(dataclasses.asdict(self.config), indent=2)
-        tied = "lm_head.weight"  # the same tensor as wte.weight: stored once
-        state = {k: v.contiguous() for k, v in self.state_dict().items() if k != tied}
-        write_text(path / "config.json", config)
-        atomic_write(path / "model.safetensors", lambda tmp: save_file(state, tmp, metadata))
-        write_manifest(path / SAVED_MANIFEST, ["config.json", "model.safetensors"])
+        state = {k: v.contiguous() for k, v in self.state_dict().items()}
+        if self.config.tie_embeddings:
+            del state[TIED]  # the same tensor as wte.weight: stored once
+        with atomic_dir(path) as tmp:
+            (tmp / "config.json").write_text(config, encoding="utf-8")
+            save_file(state, tmp / "model.safetensors", metadata)
+            write_manifest(tmp / SAVED_MANIFEST, ["config.json", "model.safetensors"])
 
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "cpu") -> GPT:
@@ -263,6 +276,12 @@ class GPT(nn.Module):
         path = Path(path)
         if not path.is_dir():
             raise FileNotFoundError(f"{path} is not a folder written by GPT.save()")
+        if not (path / SAVED_MANIFEST).exists() and (path / "config.json").exists():
+            if "model_type" in (path / "config.json").read_text(encoding="utf-8"):
+                raise ValueError(
+                    f"{path} is a Hugging Face checkpoint, not a GPT.save() folder: load it "
+                    "with GPT.from_hf(path)"
+                )
         read_manifest(path / SAVED_MANIFEST, fix="save the model again (GPT.save)")
         try:
             config = GPTConfig(**json.loads((path / "config.json").read_text(encoding="utf-8")))
@@ -270,6 +289,7 @@ class GPT(nn.Module):
             raise ValueError(f"{path / 'config.json'} is not a GPTConfig: {err}") from None
         model = cls(config)
         state = load_file(str(path / "model.safetensors"), device=str(device))
-        state["lm_head.weight"] = state["wte.weight"]
+        if config.tie_embeddings:
+            state[TIED] = state["wte.weight"]
         model.load_state_dict(state)
         return model.to(device)

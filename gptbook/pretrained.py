@@ -33,7 +33,7 @@ import torch
 
 from . import book, data
 from .assets import cache_dir
-from .files import DamagedFile, atomic_dir, locked
+from .files import DamagedFile, locked
 from .model import GPT, GPTConfig
 from .sizes import FLOPS_PER_PARAMETER_TOKEN
 from .train import TrainConfig, Trainer
@@ -304,7 +304,6 @@ def _train(
     if trainer.checkpoints():
         trainer.resume()
     trainer.train(progress=progress, on_eval=on_eval)
-    with atomic_dir(folder) as tmp:
-        trainer.model.save(tmp, {HISTORY: json.dumps(trainer.history)})
+    trainer.model.save(folder, {HISTORY: json.dumps(trainer.history)})  # whole or not at all
     shutil.rmtree(run)
     return trainer

@@ -8,12 +8,29 @@ repetition penalty), each a function of the logits, decoding with the KV cache
 
 from __future__ import annotations
 
+import contextlib
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
 
 from .checks import id_batch, whole
+
+
+@contextlib.contextmanager
+def evaluating(*models: torch.nn.Module) -> Iterator[None]:
+    """Run ``models`` in eval mode (no dropout: a model just trained is in train mode) and give
+    each its own mode back afterwards, as nanoGPT's sampler does. Every decoding loop here runs
+    inside it, so temperature 0 gives the same tokens on every call."""
+    modes = [model.training for model in models]
+    for model in models:
+        model.eval()
+    try:
+        yield
+    finally:
+        for model, mode in zip(models, modes):
+            model.train(mode)
 
 
 def probabilities(logits: torch.Tensor, t: float = 1.0) -> torch.Tensor:
@@ -49,7 +66,7 @@ def generate(
     context = prompt_context(model, idx, max_new_tokens, block_size)
     length = idx.shape[1] + max_new_tokens
     step = Decoder(model, use_cache, min(length, context or length), context)
-    with torch.inference_mode():  # no autograd bookkeeping at all: faster than no_grad
+    with torch.inference_mode(), evaluating(model):  # no autograd bookkeeping, no dropout
         for _ in range(max_new_tokens):
             logits = step(idx)[:, -1]  # (B, V): the next token's logits
             idx = torch.cat([idx, choose(logits, idx, generator)], dim=1)  # (B, T + 1)
@@ -269,27 +286,29 @@ def beam_search(
     finished: list[tuple[float, torch.Tensor]] = []  # (score, sequence): the best num_beams
     length = idx.shape[1] + max_new_tokens
     step = Decoder(model, use_cache, min(length, context or length), context)
-    for n in range(1, max_new_tokens + 1):
-        logprobs = step(beams)[:, -1].float().log_softmax(-1)  # (K, V)
-        V = logprobs.shape[-1]
-        total = (scores[:, None] + logprobs).flatten()  # (K·V): every beam × every token
-        best, where = total.topk(min(2 * num_beams, total.numel()))  # spares for beams that end
-        rows, tokens = where // V, where % V
-        keep = []
-        for rank, (row, token) in enumerate(zip(rows.tolist(), tokens.tolist())):
-            if token == eos_token_id or n == max_new_tokens:
-                if rank < num_beams:  # an ending ranked below the open beams is dropped
-                    ending = torch.cat([beams[row], tokens[rank : rank + 1]])
-                    finished.append((best[rank].item() / n**length_penalty, ending))
-            elif len(keep) < num_beams:
-                keep.append(rank)
-        finished = sorted(finished, key=lambda f: f[0], reverse=True)[:num_beams]
-        if n == max_new_tokens:
-            break
-        keep = torch.tensor(keep, device=idx.device)
-        beams = torch.cat([beams[rows[keep]], tokens[keep, None]], dim=1)  # (K, T + n)
-        scores = best[keep]
-        step.reorder(rows[keep])
-        if len(finished) == num_beams and scores[0].item() / n**length_penalty <= finished[-1][0]:
-            break  # the best open beam, even if it ended now, would not make the list
+    with evaluating(model):  # no dropout
+        for n in range(1, max_new_tokens + 1):
+            logprobs = step(beams)[:, -1].float().log_softmax(-1)  # (K, V)
+            V = logprobs.shape[-1]
+            total = (scores[:, None] + logprobs).flatten()  # (K·V): every beam × every token
+            best, where = total.topk(min(2 * num_beams, total.numel()))  # spares for beams that end
+            rows, tokens = where // V, where % V
+            keep = []
+            for rank, (row, token) in enumerate(zip(rows.tolist(), tokens.tolist())):
+                if token == eos_token_id or n == max_new_tokens:
+                    if rank < num_beams:  # an ending ranked below the open beams is dropped
+                        ending = torch.cat([beams[row], tokens[rank : rank + 1]])
+                        finished.append((best[rank].item() / n**length_penalty, ending))
+                elif len(keep) < num_beams:
+                    keep.append(rank)
+            finished = sorted(finished, key=lambda f: f[0], reverse=True)[:num_beams]
+            if n == max_new_tokens:
+                break
+            keep = torch.tensor(keep, device=idx.device)
+            beams = torch.cat([beams[rows[keep]], tokens[keep, None]], dim=1)  # (K, T + n)
+            scores = best[keep]
+            step.reorder(rows[keep])
+            best_open = scores[0].item() / n**length_penalty  # if it ended now
+            if len(finished) == num_beams and best_open <= finished[-1][0]:
+                break  # the best open beam would not make the list
     return finished[0][1][None]

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .sampling import Decoder, probabilities, prompt_context
+from .sampling import Decoder, evaluating, probabilities, prompt_context
 
 
 def acceptance(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
@@ -162,7 +162,7 @@ def speculative_generate(
                 f"and gamma drafts: {idx.shape[1]} + {max_new_tokens} + {gamma} do not fit; crop "
                 "the prompt or ask for fewer tokens"
             )
-    with torch.inference_mode():  # no autograd bookkeeping: faster than no_grad
+    with torch.inference_mode(), evaluating(target, draft):  # no autograd bookkeeping, no dropout
         target_step = Decoder(target, use_cache, length)
         draft_step = Decoder(draft, use_cache, length)
         stats, start = SpeculativeStats(), idx.shape[1]

@@ -56,6 +56,8 @@ from .precision import PRECISIONS, autocast, autocast_dtype
 
 __all__ = ["TrainConfig", "Trainer", "autocast", "autocast_dtype", "lr_at", "main"]
 
+#: The folder of a CLI run (``--out``) that holds its trained model: ``GPT.load(out / "model")``.
+MODEL_FOLDER = "model"
 #: Settings whose change would give an old step count another meaning: resuming refuses them.
 SAME_RUN = ("batch_size", "max_steps")
 #: The shapes of the learning-rate decay after warmup.
@@ -476,7 +478,7 @@ def main(argv: list[str] | None = None) -> int:
     trainer = Trainer(model, cfg, args.out, resume=args.resume)
     history = trainer.train()
     if rank == 0:
-        model.save(args.out)  # the trained model: GPT.load(args.out)
+        model.save(out / MODEL_FOLDER)  # the trained model: GPT.load(out / "model")
         if history["val"]:
             train, val = history["train"][-1], history["val"][-1]
             print(f"step {trainer.step}: train {train:.4f} · val {val:.4f}")

@@ -46,7 +46,7 @@ def _train(out, *extra: str, kill_within: float | None = None, rng=None) -> None
 
 def test_killed_at_random_moments_the_run_resumes_to_the_same_model(tmp_path):
     _train(tmp_path / "straight")
-    straight = GPT.load(tmp_path / "straight")
+    straight = GPT.load(tmp_path / "straight" / "model")
     rng, out, newest = random.Random(0), tmp_path / "killed", []
     for _ in range(8):
         resume = ["--resume"] if _newest(out) else []
@@ -56,7 +56,7 @@ def test_killed_at_random_moments_the_run_resumes_to_the_same_model(tmp_path):
         newest.append(_newest(out))
     assert 0 < newest[0] and newest == sorted(newest) and newest[-1] < 80, newest  # mid-run
     _train(out, "--resume")
-    resumed = GPT.load(out)
+    resumed = GPT.load(out / "model")
     for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), f"{name} differs from the uninterrupted run's"
     assert not list((out / "checkpoints").glob(".*")), "temporary folders were left behind"
@@ -105,3 +105,65 @@ def test_a_kill_while_dropping_an_old_checkpoint_leaves_none_half_deleted(tmp_pa
     for folder in (tmp_path / "checkpoints").glob("step-*"):
         checkpoint.verify_checkpoint(folder)
     assert Trainer(GPT(GPTConfig.preset("book-tiny")), cfg, tmp_path, resume=True).step == 9
+
+
+TINY_OVERRIDES = dict(n_layer=1, n_embd=32, n_head=4, block_size=16, vocab_size=64)
+
+
+@pytest.mark.parametrize("preset", ["book-tiny", "gpt2", "llama-tiny", "mixtral-8x7b"])
+def test_every_kind_of_preset_round_trips_with_equal_logits(preset, tmp_path):
+    overrides = dict(TINY_OVERRIDES)
+    if GPTConfig.preset(preset).n_kv_head:  # grouped-query presets: keep a divisor of n_head
+        overrides["n_kv_head"] = 2
+    torch.manual_seed(0)
+    model = GPT(GPTConfig.preset(preset, dropout=0.0, **overrides)).eval()
+    model.save(tmp_path / "m")
+    again = GPT.load(tmp_path / "m").eval()
+    idx = torch.randint(64, (2, 16))
+    assert torch.equal(model(idx)[0], again(idx)[0])  # an untied lm_head is saved, not refilled
+    assert (again.lm_head.weight is again.wte.weight) == model.config.tie_embeddings
+
+
+def test_a_save_that_fails_leaves_the_previous_model(tmp_path, monkeypatch):
+    import safetensors.torch
+
+    torch.manual_seed(0)
+    old, new = (GPT(GPTConfig.preset("book-tiny", **TINY_OVERRIDES)) for _ in range(2))
+    old.save(tmp_path / "m")
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", full_disk)
+    with pytest.raises(OSError, match="No space left on device"):
+        new.save(tmp_path / "m")
+    kept = GPT.load(tmp_path / "m")
+    assert all(torch.equal(a, b) for a, b in zip(old.parameters(), kept.parameters()))
+    assert [p.name for p in tmp_path.iterdir()] == ["m"], "the temporary folder was left behind"
+
+
+def test_save_refuses_a_folder_with_other_files_and_deletes_nothing(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    model = GPT(GPTConfig.preset("book-tiny", **TINY_OVERRIDES))
+    with pytest.raises(FileExistsError, match=r"notes\.txt.*a folder of its own"):
+        model.save(tmp_path)
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_decoding_runs_in_eval_mode_and_restores_the_mode():
+    from gptbook import sampling, speculative
+
+    torch.manual_seed(0)
+    model = GPT(GPTConfig.preset("book-tiny", dropout=0.5, **TINY_OVERRIDES)).train()
+    idx = torch.zeros(1, 1, dtype=torch.long)
+    runs = [sampling.generate(model, idx, 8, temperature=0.0) for _ in range(2)]
+    assert torch.equal(*runs) and model.training  # no dropout while decoding, mode given back
+    assert torch.equal(sampling.beam_search(model, idx, 8, 1), runs[0]) and model.training
+    fast, _ = speculative.speculative_generate(model, model, idx, 8, temperature=0.0)
+    assert torch.equal(fast, runs[0]) and model.training
+
+
+def test_hugging_face_folder_points_to_from_hf(tmp_path):
+    (tmp_path / "config.json").write_text('{"model_type": "gpt2"}')
+    with pytest.raises(ValueError, match=r"GPT\.from_hf\(path\)"):
+        GPT.load(tmp_path)

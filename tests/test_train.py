@@ -262,7 +262,7 @@ def test_cli_trains_resumes_and_writes_the_model(tmp_path, capsys):
     args = [*CLI_ARGS.split(), "--out", str(tmp_path / "run")]
     assert main(args) == 0
     assert "step 4: train" in capsys.readouterr().out
-    assert GPT.load(tmp_path / "run").config == GPTConfig.preset("book-tiny")
+    assert GPT.load(tmp_path / "run" / "model").config == GPTConfig.preset("book-tiny")
     shutil.rmtree(tmp_path / "run" / "checkpoints" / "step-00000004")  # as if stopped at step 3
     with pytest.warns(UserWarning, match="micro_batch_size: None → 2"):
         assert main([*args, "--resume", "--micro-batch-size", "2"]) == 0
@@ -381,7 +381,7 @@ def test_torchrun_runs_the_cli_on_two_processes(tmp_path):
     )
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.count("step 4: train") == 1  # printed by rank 0 only
-    assert GPT.load(tmp_path / "run").config == GPTConfig.preset("book-tiny")
+    assert GPT.load(tmp_path / "run" / "model").config == GPTConfig.preset("book-tiny")
 
 
 def test_processes_can_check_the_same_output_folder_at_once(tmp_path):
