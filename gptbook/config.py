@@ -17,8 +17,11 @@ from .layers import swiglu_hidden
 NORMS = ("post", "pre")
 #: Chapter 10's switches: the norm layer, the feed-forward layer, how positions enter.
 NORM_TYPES = ("layernorm", "rmsnorm")
-MLPS = ("gelu", "swiglu")
+MLPS = ("gelu", "swiglu", "none")  # "none": attention-only blocks (chapter 8's induction heads)
 POSITIONS = ("learned", "rope")
+#: Which blocks ``local_window`` bands: every other one, from the second (GPT-3), or the first
+#: only (chapter 8's induction heads: a first layer that can see the previous token and no more).
+BANDED_BLOCKS = ("odd", "first")
 ROPE_SCALINGS = ("none", "linear", "ntk")
 
 #: GPT-2's vocabulary: 50,000 merges, 256 bytes and ``<|endoftext|>`` (chapter 2).
@@ -125,9 +128,10 @@ class GPTConfig:
     scaled_residual_init: bool = False  # GPT-2: std 0.02 / sqrt(2 n_layer) on residual projections
     pad_vocab_to: int = 1  # round the embedding table up to a multiple (64 helps GPU kernels)
     local_window: int = 0  # GPT-3: > 0 makes every other block attend to its last k tokens only
+    banded_blocks: str = "odd"  # which blocks local_window bands: "odd" (GPT-3) or "first"
     # chapter 10: what today's LLMs changed (the defaults keep GPT's choices)
     norm_type: str = "layernorm"  # or "rmsnorm"
-    mlp: str = "gelu"  # or "swiglu"
+    mlp: str = "gelu"  # or "swiglu"; "none": attention-only blocks (chapter 8)
     mlp_hidden: int = 0  # the feed-forward width; 0: 4·n_embd (GELU) or swiglu_hidden (SwiGLU)
     positions: str = "learned"  # or "rope": queries and keys rotated, no position table
     rope_base: float = 10_000.0
@@ -182,6 +186,12 @@ class GPTConfig:
                 f"mlp_hidden must be a whole number ≥ 0 (0: the default width), got "
                 f"{self.mlp_hidden!r}"
             )
+        if self.mlp == "none" and (self.mlp_hidden or self.n_expert):
+            raise ValueError(
+                f"mlp='none' builds attention-only blocks, which have no feed-forward layer: "
+                f"leave mlp_hidden (got {self.mlp_hidden}) and n_expert (got {self.n_expert}) "
+                "at 0, or choose mlp='gelu' or 'swiglu'"
+            )
         if self.mlp == "gelu" and self.mlp_hidden not in (0, 4 * self.n_embd):
             raise ValueError(
                 f"mlp_hidden={self.mlp_hidden}: GPT's GELU MLP is 4·n_embd = {4 * self.n_embd} "
@@ -207,10 +217,18 @@ class GPTConfig:
                 f"local_window must be a whole number ≥ 0 (0: every block dense), got "
                 f"{self.local_window!r}"
             )
+        if self.banded_blocks not in BANDED_BLOCKS:
+            raise ValueError(
+                f"banded_blocks={self.banded_blocks!r}: choose 'odd' (every other block, as "
+                "GPT-3) or 'first' (the first block only)"
+            )
 
     def banded(self, layer: int) -> bool:
-        """Whether block ``layer`` (from 0) is locally banded: GPT-3 alternates dense and
-        banded blocks, dense first, when ``local_window`` > 0."""
+        """Whether block ``layer`` (from 0) is locally banded when ``local_window`` > 0: GPT-3
+        alternates dense and banded blocks, dense first (``banded_blocks="odd"``); chapter 8's
+        induction-head models band the first block only (``"first"``)."""
+        if self.banded_blocks == "first":
+            return self.local_window > 0 and layer == 0
         return self.local_window > 0 and layer % 2 == 1
 
     @property
@@ -220,7 +238,10 @@ class GPTConfig:
 
     @property
     def hidden(self) -> int:
-        """The feed-forward layer's width: ``mlp_hidden``, or the default of the ``mlp``."""
+        """The feed-forward layer's width: ``mlp_hidden``, or the default of the ``mlp``; 0 for
+        attention-only blocks (``mlp="none"``)."""
+        if self.mlp == "none":
+            return 0
         if self.mlp_hidden:
             return self.mlp_hidden
         return swiglu_hidden(self.n_embd) if self.mlp == "swiglu" else 4 * self.n_embd

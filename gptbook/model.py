@@ -2,7 +2,8 @@
 
 Introduced in chapter 5 (GPT-1: post-LN blocks) and extended in chapter 7 (GPT-2:
 pre-LN blocks, a final LayerNorm, residual projections initialised with 1/sqrt(2N)) and
-chapter 8 (GPT-3: its sizes, and every other block's attention locally banded).
+chapter 8 (GPT-3: its sizes, and every other block's attention locally banded; attention-only
+blocks, ``mlp="none"``, for the induction heads of :mod:`gptbook.induction`).
 One class covers them all; a :class:`~gptbook.config.GPTConfig` says which.
 
     token ids (B, T) → token embedding + learned position embedding → dropout
@@ -62,7 +63,9 @@ def make_mlp(config: GPTConfig, experts: bool = True) -> nn.Module:
 class Block(nn.Module):
     """A Transformer decoder block: masked multi-head attention, then an MLP, each with a
     residual connection and a LayerNorm (after the sum in GPT-1, before the sub-layer in GPT-2).
-    A ``banded`` block attends to the last ``config.local_window`` positions only (GPT-3)."""
+    A ``banded`` block attends to the last ``config.local_window`` positions only (GPT-3).
+    With ``config.mlp="none"`` the block is attention only: no MLP and no second norm
+    (chapter 8)."""
 
     def __init__(self, config: GPTConfig, banded: bool = False):
         super().__init__()
@@ -81,17 +84,18 @@ class Block(nn.Module):
             rope_base=config.rope[0] if config.positions == "rope" else None,
             rope_factor=config.rope[1],
         )
-        self.ln2 = make_norm(config)
-        self.mlp = make_mlp(config)
+        attention_only = config.mlp == "none"  # chapter 8: no MLP, no norm before it
+        self.ln2 = None if attention_only else make_norm(config)
+        self.mlp = None if attention_only else make_mlp(config)
         self.drop = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor, cache: LayerCache | None = None) -> torch.Tensor:
         # (B, T, C) -> (B, T, C); the cache (chapter 9) holds the earlier tokens' keys and values
         if self.pre_ln:
             x = x + self.drop(self.attend(self.ln1(x), cache=cache))
-            return x + self.mlp(self.ln2(x))
+            return x if self.mlp is None else x + self.mlp(self.ln2(x))
         x = self.ln1(x + self.drop(self.attend(x, cache=cache)))
-        return self.ln2(x + self.mlp(x))
+        return x if self.mlp is None else self.ln2(x + self.mlp(x))
 
     def attend(self, x: torch.Tensor, return_weights: bool = False, cache=None):
         """The block's attention over x (B, T, C), banded if the block is; with

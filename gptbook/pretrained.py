@@ -16,6 +16,10 @@ Chapter 8 adds its scaling models, one shape at many widths: IsoFLOP profiles,
 (:data:`LADDER_WIDTHS`), each trained on the same tokens per parameter. Chapter 9
 adds ``draft``, a shallow, narrow model of the same characters: the cheap draft of speculative
 decoding, with the ``char`` model as its target.
+
+An entry may name a synthetic ``task`` to learn instead of the corpus: a dataclass with
+``batches(batch_size)`` and ``metrics(model)`` for the :class:`~gptbook.train.Trainer`, part of
+the model's key. Chapter 8's :mod:`gptbook.induction` adds its models so, when imported.
 """
 
 from __future__ import annotations
@@ -173,6 +177,13 @@ for _rung in range(len(LADDER_WIDTHS["quick"])):
     }
 
 
+def task(name: str = "char", scale: str | None = None):
+    """The synthetic task the pretrained model ``name`` learns (its entry's ``task``); None: it
+    learns the corpus."""
+    spec(name, scale)  # checks the name and the scale
+    return SPECS[name][scale or book.scale()].get("task")
+
+
 def spec(name: str = "char", scale: str | None = None) -> tuple[GPTConfig, TrainConfig]:
     """The model and training configurations of a pretrained model at a scale (default: this
     machine's)."""
@@ -199,7 +210,8 @@ def path(name: str = "char", scale: str | None = None) -> Path:
     """The cache folder of a pretrained model, keyed by everything that shapes it."""
     model_cfg, cfg = spec(name, scale)
     shaped_by = [dataclasses.asdict(model_cfg), dataclasses.asdict(cfg)]
-    shaped_by.append(data._fingerprint(cfg.tokenizer))
+    learns = task(name, scale)
+    shaped_by.append(dataclasses.asdict(learns) if learns else data._fingerprint(cfg.tokenizer))
     key = hashlib.sha256(json.dumps(shaped_by, sort_keys=True).encode()).hexdigest()[:12]
     return models_dir() / f"{name}-{scale or book.scale()}-{key}"
 
@@ -300,7 +312,9 @@ def _train(
     model_cfg, cfg = spec(name, scale)
     run = folder.with_name(folder.name + ".run")
     torch.manual_seed(cfg.seed)
-    trainer = Trainer(GPT(model_cfg).to(device), cfg, run)
+    learns = task(name, scale)  # a synthetic task's batches and measures, or the corpus's
+    on_task = dict(batches=learns.batches(cfg.batch_size), metrics=learns.metrics) if learns else {}
+    trainer = Trainer(GPT(model_cfg).to(device), cfg, run, **on_task)
     if trainer.checkpoints():
         trainer.resume()
     trainer.train(progress=progress, on_eval=on_eval)

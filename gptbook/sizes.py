@@ -19,13 +19,16 @@ def param_counts(config: GPTConfig) -> dict[str, int]:
 
     Chapter 10's switches change the counts: RoPE has no position table, grouped-query
     attention projects keys and values to n_kv_head heads, SwiGLU has three matrices of the
-    hidden width, and an untied output layer adds V·d."""
+    hidden width, and an untied output layer adds V·d. Attention-only blocks (``mlp="none"``,
+    chapter 8) have no MLP and one norm each."""
     d, L, h = config.n_embd, config.n_layer, config.hidden
     b = int(config.bias)
     qkv_b = int(config.bias or config.qkv_bias)  # Qwen2 has biases on Q, K, V only
     kv = config.kv_heads * (d // config.n_head)  # keys' and values' width: d without GQA
     norm = d * (1 + b) if config.norm_type == "layernorm" else d
-    if config.mlp == "swiglu":
+    if config.mlp == "none":
+        mlp = 0  # attention only
+    elif config.mlp == "swiglu":
         mlp = 3 * d * h + (2 * h + d) * b  # gate and up d → h, down h → d
     else:
         mlp = 2 * d * h + (h + d) * b  # d → 4d → d
@@ -36,7 +39,8 @@ def param_counts(config: GPTConfig) -> dict[str, int]:
         "position embedding": config.block_size * d if config.positions == "learned" else 0,
         "attention": L * (2 * d * d + 2 * d * kv + (d + 2 * kv) * qkv_b + d * b),  # Q, K, V, out
         "MLP": L * mlp,
-        "LayerNorms": (2 * L + (config.norm == "pre")) * norm,  # pre-LN adds a final one
+        # one before (pre-LN) or after (post-LN) each sub-layer; pre-LN adds a final one
+        "LayerNorms": ((1 + (config.mlp != "none")) * L + (config.norm == "pre")) * norm,
     }
     if not config.tie_embeddings:
         counts["output layer"] = config.padded_vocab_size * d
