@@ -177,8 +177,9 @@ def ablate_head(model: nn.Module, layer: int, head: int) -> Iterator[None]:
         handle.remove()
 
 
-#: Chapter 8's task, and the seeds of the two-layer model whose phase change it shows.
+#: Chapter 8's task.
 TASK = RepeatTask()
+#: The seeds of the two-layer model: chapter 8 shows the phase change of each.
 SEEDS = (0, 1, 2)
 
 
