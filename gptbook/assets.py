@@ -60,8 +60,14 @@ def manifest(path: Path = MANIFEST) -> dict[str, Asset]:
 def cache_dir() -> Path:
     """Where fetched files live: ``GPTBOOK_CACHE``, else ``data/cache`` in a checkout of the
     book, else ``~/.cache/gptbook``."""
-    if os.environ.get("GPTBOOK_CACHE"):
-        return Path(os.environ["GPTBOOK_CACHE"]).expanduser()
+    chosen = os.environ.get("GPTBOOK_CACHE")
+    if chosen:
+        if chosen != chosen.strip():
+            raise ValueError(
+                f"GPTBOOK_CACHE={chosen!r} starts or ends with a space, which would make a second "
+                f"cache beside the one meant: set it to {chosen.strip()!r}"
+            )
+        return Path(chosen).expanduser()
     checkout_data = Path(__file__).resolve().parent.parent / "data"
     if (checkout_data / "manifest.json").is_file():
         return checkout_data / "cache"

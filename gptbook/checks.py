@@ -27,6 +27,14 @@ def number(name: str, value: object, least: float | None = None) -> float:
     return float(value)
 
 
+def flag(name: str, value: object) -> bool:
+    """``value`` if it is ``True`` or ``False``: the string ``'False'`` and ``0`` are not (a
+    string read from a file or a command line is truthy whatever it says)."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
 def token_ids(ids, vocab_size: int) -> list[int]:
     """``ids`` (a list, a tensor or an array) as a list of ints, each in 0..vocab_size-1.
 

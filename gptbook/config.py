@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .checks import whole
+from .checks import flag, number, whole
 from .layers import swiglu_hidden
 
 NORMS = ("post", "pre")
@@ -164,6 +164,19 @@ class GPTConfig:
                 f"expert_top_k={self.expert_top_k}: each token runs through 1 to n_expert="
                 f"{self.n_expert} experts"
             )
+        for name in ("bias", "scaled_residual_init", "tie_embeddings", "qkv_bias"):
+            flag(name, getattr(self, name))
+        whole("expert_top_k", self.expert_top_k)
+        number("rope_base", self.rope_base)
+        if not self.rope_base > 0:
+            raise ValueError(
+                f"rope_base must be > 0 (RoPE's angles are position / base^(2i/d); Llama uses "
+                f"10,000 or 500,000), got {self.rope_base}"
+            )
+        number("rope_factor", self.rope_factor)
+        number("norm_eps", self.norm_eps)
+        number("dropout", self.dropout)
+        number("aux_loss_weight", self.aux_loss_weight, least=0)
         if not self.rope_factor >= 1 or (self.rope_scaling == "none") != (self.rope_factor == 1):
             raise ValueError(
                 f"rope_scaling={self.rope_scaling!r} with rope_factor={self.rope_factor}: a "

@@ -215,3 +215,36 @@ def locked(target: str | Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+class InUse(RuntimeError):
+    """Another process holds the lock of :func:`claimed`."""
+
+
+@contextlib.contextmanager
+def claimed(target: str | Path, fix: str) -> Iterator[None]:
+    """Hold ``target.lock`` for this process, or fail at once (:class:`InUse`) naming the process
+    that holds it and ``fix``, what to do instead. Unlike :func:`locked`, never waits: a second
+    training run in one folder is a mistake to report, not a turn to wait for."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.with_name(target.name + ".lock"), "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "unknown"
+            raise InUse(f"{target} is in use by another process (pid {holder}): {fix}") from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"{os.getpid()}\n")
+        lock.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

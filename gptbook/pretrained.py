@@ -37,10 +37,11 @@ import torch
 
 from . import book, data
 from .assets import cache_dir
+from .checkpoint import CheckpointError
 from .files import DamagedFile, locked
 from .model import GPT, GPTConfig
 from .sizes import FLOPS_PER_PARAMETER_TOKEN
-from .train import TrainConfig, Trainer
+from .train import TrainConfig, Trainer, checkpoints
 
 #: The models later chapters reuse: per scale, a model (a preset and overrides) and a training run.
 SPECS = {
@@ -311,12 +312,24 @@ def _train(
     interrupted run is never taken for a pretrained model, and the next call resumes it."""
     model_cfg, cfg = spec(name, scale)
     run = folder.with_name(folder.name + ".run")
-    torch.manual_seed(cfg.seed)
     learns = task(name, scale)  # a synthetic task's batches and measures, or the corpus's
     on_task = dict(batches=learns.batches(cfg.batch_size), metrics=learns.metrics) if learns else {}
-    trainer = Trainer(GPT(model_cfg).to(device), cfg, run, **on_task)
-    if trainer.checkpoints():
-        trainer.resume()
+
+    def trainer_for(resume: bool) -> Trainer:
+        torch.manual_seed(cfg.seed)
+        return Trainer(GPT(model_cfg).to(device), cfg, run, resume=resume, **on_task)
+
+    try:
+        trainer = trainer_for(resume=bool(checkpoints(run)))
+    except CheckpointError as err:  # every checkpoint damaged: keep them aside, start again
+        aside = _aside(run)
+        warnings.warn(
+            f"the interrupted run in {run} cannot be resumed ({err}); moved it to {aside.name} "
+            "and training from the start",
+            stacklevel=3,
+        )
+        os.rename(run, aside)
+        trainer = trainer_for(resume=False)
     trainer.train(progress=progress, on_eval=on_eval)
     trainer.model.save(folder, {HISTORY: json.dumps(trainer.history)})  # whole or not at all
     shutil.rmtree(run)

@@ -50,6 +50,8 @@ from torch import nn
 
 from . import book, data, parallel
 from .checkpoint import CheckpointError, load_checkpoint, load_extra, save_checkpoint
+from .checks import flag, number, whole
+from .files import claimed
 from .lm import model_device
 from .model import GPT, GPTConfig
 from .precision import PRECISIONS, autocast, autocast_dtype
@@ -58,6 +60,8 @@ __all__ = ["TrainConfig", "Trainer", "autocast", "autocast_dtype", "lr_at", "mai
 
 #: The folder of a CLI run (``--out``) that holds its trained model: ``GPT.load(out / "model")``.
 MODEL_FOLDER = "model"
+#: The lock a training run holds in its folder (``run.lock``): one run trains there at a time.
+RUN_LOCK = "run"
 #: Settings whose change would give an old step count another meaning: resuming refuses them.
 SAME_RUN = ("batch_size", "max_steps")
 #: The shapes of the learning-rate decay after warmup.
@@ -94,8 +98,15 @@ class TrainConfig:
     def __post_init__(self):
         self.betas = tuple(self.betas)
         for name in ("max_steps", "batch_size", "eval_interval", "eval_batches"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a whole number ≥ 1, got {getattr(self, name)!r}")
+            whole(name, getattr(self, name))
+        whole("warmup_steps", self.warmup_steps, least=0)
+        whole("keep_checkpoints", self.keep_checkpoints)
+        whole("seed", self.seed, least=0)
+        if self.micro_batch_size is not None:
+            whole("micro_batch_size", self.micro_batch_size)
+        for name in ("lr", "min_lr_ratio", "weight_decay", "eps", "grad_clip"):
+            number(name, getattr(self, name))
+        flag("compile", self.compile)
         if not 0 <= self.warmup_steps <= self.max_steps:
             raise ValueError(f"warmup_steps must be between 0 and max_steps={self.max_steps}")
         if self.micro_batch_size is not None and not 1 <= self.micro_batch_size <= self.batch_size:
@@ -110,9 +121,11 @@ class TrainConfig:
             )
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
             raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas}")
-        for name in ("weight_decay", "eps", "grad_clip"):
+        for name in ("weight_decay", "grad_clip"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be ≥ 0, got {getattr(self, name)}")
+        if not self.eps > 0:
+            raise ValueError(f"eps must be > 0 (it keeps AdamW from dividing by 0), got {self.eps}")
         if self.keep_checkpoints < 1:
             raise ValueError(f"keep_checkpoints must be ≥ 1, got {self.keep_checkpoints}")
         if self.schedule not in SCHEDULES:
@@ -205,6 +218,12 @@ class Trainer:
         self.skipped = 0  # float16: steps skipped because a gradient overflowed (not an error)
         if resume:
             self.resume()
+        elif self.checkpoints():
+            raise ValueError(
+                f"{self.out_dir} holds the checkpoints of another run (the newest: "
+                f"{self.checkpoints()[0].name}); a folder holds one run. Pass resume=True "
+                "(--resume) to continue it, or give the new run a folder of its own"
+            )
         self.ddp = parallel.replicate(model, self.device) if self.world > 1 else model
         self.replica = torch.compile(self.ddp) if cfg.compile else self.ddp
 
@@ -261,12 +280,19 @@ class Trainer:
     # ------------------------------------------------------------------ the loop
     def train(self, steps: int | None = None, progress: bool = True, on_eval=None) -> dict:
         """Train to ``max_steps`` (or ``steps`` more); evaluate and checkpoint every
-        ``eval_interval`` steps. ``on_eval(trainer)``, if given, runs after each evaluation."""
+        ``eval_interval`` steps. ``on_eval(trainer)``, if given, runs after each evaluation.
+        Process 0 holds the folder's lock (``run.lock``) meanwhile: a second run there fails."""
+        if steps is not None:
+            whole("steps (None: up to max_steps)", steps)
+        end = self.cfg.max_steps if steps is None else min(self.cfg.max_steps, self.step + steps)
+        mine = self.out_dir is not None and self.rank == 0  # process 0 writes the checkpoints
+        fix = "wait for it to finish, or train in another folder"
+        with claimed(self.out_dir / RUN_LOCK, fix) if mine else contextlib.nullcontext():
+            return self._train_to(end, progress, on_eval)
+
+    def _train_to(self, end: int, progress: bool, on_eval) -> dict:
         from tqdm.auto import tqdm
 
-        end = self.cfg.max_steps if steps is None else min(self.cfg.max_steps, self.step + steps)
-        if steps is not None and steps < 1:
-            raise ValueError(f"steps must be ≥ 1 (or None: up to max_steps), got {steps}")
         self.model.train()
         bar = tqdm(total=end - self.step, disable=not progress or self.rank != 0, desc="training")
         losses = []  # on the device, not yet read
@@ -302,6 +328,13 @@ class Trainer:
         for i, value in enumerate(values):
             if not math.isfinite(value):
                 step = self.step - len(values) + i
+                if step == 0:
+                    raise FloatingPointError(
+                        f"the training loss is {value} at the first step, before any update: not "
+                        "a divergence. Check the batch: an empty one, or one whose targets are all "
+                        "IGNORE_INDEX, has no loss to average; so does a model whose weights or "
+                        "inputs hold NaN"
+                    )
                 raise FloatingPointError(
                     f"the training loss is {value} at step {step}: training diverged. Lower lr "
                     f"(now {self.cfg.lr}), keep grad_clip on, or use precision='bfloat16'; "
@@ -318,6 +351,15 @@ class Trainer:
         self.model.train()
         if "val" not in measured:
             raise ValueError(f"metrics must include 'val', the loss to watch; got {list(measured)}")
+        weights_finite = torch.stack([p.isfinite().all() for p in self.model.parameters()]).all()
+        if not (math.isfinite(measured["val"]) and weights_finite):
+            raise FloatingPointError(
+                f"after step {self.step} the validation loss is {measured['val']}"
+                + ("" if weights_finite else " and some weights are not finite")
+                + f": training diverged. Lower lr (now {self.cfg.lr}), keep grad_clip on, or use "
+                "precision='bfloat16'; no checkpoint was written for this step (resume=True "
+                "starts from the last good one)"
+            )
         return measured
 
     def corpus_metrics(self, model: nn.Module) -> dict[str, float]:
@@ -333,8 +375,7 @@ class Trainer:
     # ------------------------------------------------------------------ checkpoints
     def checkpoints(self) -> list[Path]:
         """This run's checkpoint folders, newest first."""
-        folder = self.out_dir / "checkpoints" if self.out_dir else None
-        return sorted(folder.glob("step-*"), reverse=True) if folder and folder.is_dir() else []
+        return checkpoints(self.out_dir) if self.out_dir else []
 
     def state(self) -> dict:
         """What a checkpoint keeps besides the model and the optimiser."""
@@ -400,9 +441,15 @@ class Trainer:
 
     def _check_same_run(self, state: dict, path: Path) -> None:
         if state["model_config"] != _config_of(self.model):
-            raise CheckpointError(
-                f"{path} is of another model: {state['model_config']} (this model: "
-                f"{_config_of(self.model)})"
+            saved, now = state["model_config"], _config_of(self.model)
+            words = ", ".join(
+                f"{k}: {saved.get(k)!r} → {now.get(k)!r}"
+                for k in sorted(set(saved) | set(now))
+                if saved.get(k) != now.get(k)
+            )
+            raise ValueError(
+                f"cannot resume {path}: it is of another model ({words}). Resume with the model "
+                "the run was started with (the same preset), or train this one in another folder"
             )
         now = dataclasses.asdict(self.cfg)
         changed = {k: (state["train_config"].get(k), v) for k, v in now.items()}
@@ -416,6 +463,12 @@ class Trainer:
             )
         if changed:
             warnings.warn(f"resuming {path} with a changed TrainConfig: {words}", stacklevel=3)
+
+
+def checkpoints(out_dir: str | Path) -> list[Path]:
+    """The checkpoint folders of the run in ``out_dir``, newest first (none: an empty list)."""
+    folder = Path(out_dir) / "checkpoints"
+    return sorted(folder.glob("step-*"), reverse=True) if folder.is_dir() else []
 
 
 def _config_of(model: nn.Module) -> dict:
@@ -465,17 +518,27 @@ def main(argv: list[str] | None = None) -> int:
         writable_folder(out)
     except OSError as err:
         parser.error(f"--out {args.out}: cannot write there ({err.strerror or err})")
-    cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
-    device = book.device(args.device)
+    try:
+        cfg = TrainConfig(
+            **{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}
+        )
+        config = GPTConfig.preset(args.preset)
+        device = book.device(args.device)
+    except (ValueError, RuntimeError) as err:  # a setting the run cannot use: say which
+        parser.error(str(err))
+
     distributed = parallel.world_size_from_env() > 1
     if distributed:
         device = parallel.init_process_group(device)
     book.allow_tf32()
     torch.manual_seed(cfg.seed)  # the same initial weights in every process
-    model = GPT(GPTConfig.preset(args.preset)).to(device)
+    model = GPT(config).to(device)
     rank, _ = parallel.rank_and_world()
     torch.manual_seed(cfg.seed + rank)  # but each process its own dropout masks
-    trainer = Trainer(model, cfg, args.out, resume=args.resume)
+    try:
+        trainer = Trainer(model, cfg, args.out, resume=args.resume)
+    except (ValueError, FileNotFoundError) as err:  # another run's folder, or nothing to resume
+        parser.error(str(err))
     history = trainer.train()
     if rank == 0:
         model.save(out / MODEL_FOLDER)  # the trained model: GPT.load(out / "model")

@@ -77,9 +77,60 @@ PROBES = {
     ),
     "Trainer steps": (
         lambda: Trainer(GPT(TINY), TrainConfig(max_steps=2, warmup_steps=0)).train(steps=0),
-        r"steps must be ≥ 1",
+        r"steps \(None: up to max_steps\) must be a whole number ≥ 1",
     ),
-    "TrainConfig NaN lr": (lambda: TrainConfig(lr=math.nan), r"lr must be a positive number"),
+    "Trainer fractional steps": (
+        lambda: Trainer(GPT(TINY), TrainConfig(max_steps=2, warmup_steps=0)).train(steps=2.5),
+        r"steps \(None: up to max_steps\) must be a whole number ≥ 1, got 2.5",
+    ),
+    "TrainConfig NaN lr": (lambda: TrainConfig(lr=math.nan), r"lr must be a finite number"),
+    "TrainConfig fractional warmup": (
+        lambda: TrainConfig(warmup_steps=0.5),
+        r"warmup_steps must be a whole number ≥ 0, got 0.5",
+    ),
+    "TrainConfig boolean steps": (
+        lambda: TrainConfig(max_steps=True),
+        r"max_steps must be a whole number ≥ 1, got True",
+    ),
+    "TrainConfig infinite eps": (lambda: TrainConfig(eps=math.inf), r"eps must be a finite number"),
+    "TrainConfig zero eps": (lambda: TrainConfig(eps=0.0), r"eps must be > 0"),
+    "TrainConfig infinite decay": (
+        lambda: TrainConfig(weight_decay=math.inf),
+        r"weight_decay must be a finite number",
+    ),
+    "TrainConfig fractional keep": (
+        lambda: TrainConfig(keep_checkpoints=1.5),
+        r"keep_checkpoints must be a whole number ≥ 1, got 1.5",
+    ),
+    "GPTConfig bias as text": (lambda: GPTConfig(bias="False"), r"bias must be True or False"),
+    "GPTConfig tie as text": (
+        lambda: GPTConfig(tie_embeddings="no"),
+        r"tie_embeddings must be True or False, got 'no'",
+    ),
+    "GPTConfig zero rope_base": (
+        lambda: GPTConfig(positions="rope", rope_base=0.0),
+        r"rope_base must be > 0",
+    ),
+    "GPTConfig NaN rope_base": (
+        lambda: GPTConfig(positions="rope", rope_base=math.nan),
+        r"rope_base must be a finite number",
+    ),
+    "GPTConfig infinite rope_factor": (
+        lambda: GPTConfig(positions="rope", rope_scaling="linear", rope_factor=math.inf),
+        r"rope_factor must be a finite number",
+    ),
+    "GPTConfig infinite norm_eps": (
+        lambda: GPTConfig(norm_eps=math.inf),
+        r"norm_eps must be a finite number",
+    ),
+    "GPTConfig NaN aux weight": (
+        lambda: GPTConfig(n_expert=4, aux_loss_weight=math.nan),
+        r"aux_loss_weight must be a finite number",
+    ),
+    "GPTConfig negative aux weight": (
+        lambda: GPTConfig(n_expert=4, aux_loss_weight=-0.1),
+        r"aux_loss_weight must be ≥ 0",
+    ),
     "TrainConfig clip": (lambda: TrainConfig(grad_clip=-1.0), r"grad_clip must be ≥ 0"),
 }
 
@@ -96,6 +147,14 @@ def test_good_input_still_passes_the_checks():
     assert checks.token_ids([0, 2], 3) == [0, 2] and checks.whole("n", 3) == 3
     checks.id_batch(torch.zeros(2, 3, dtype=torch.int32))
     assert GPT(TINY)(torch.zeros(1, 3, dtype=torch.int32))[0].shape == (1, 3, 10)
+
+
+def test_a_cache_path_with_spaces_around_it_is_refused(monkeypatch):
+    from gptbook import assets
+
+    monkeypatch.setenv("GPTBOOK_CACHE", " /tmp/gptbook-cache ")
+    with pytest.raises(ValueError, match=r"starts or ends with a space.*'/tmp/gptbook-cache'"):
+        assets.cache_dir()
 
 
 def test_student_refuses_a_folder_without_notebooks(tmp_path, capsys):

@@ -15,11 +15,14 @@ import pytest
 import torch
 
 from gptbook import checkpoint
+from gptbook.lm import IGNORE_INDEX
 from gptbook.model import GPT, GPTConfig
 from gptbook.train import TrainConfig, Trainer
 
 RUN = "--preset book-tiny --max-steps 80 --batch-size 2 --warmup-steps 2 --eval-interval 1"
 RUN += " --eval-batches 1 --device cpu --keep-checkpoints 2"
+#: A model of the book's characters, as small as a model goes: for runs that must fail fast.
+TINY_CHAR = GPTConfig(vocab_size=84, block_size=8, n_layer=1, n_head=2, n_embd=8)
 
 
 def _newest(out) -> int:
@@ -167,3 +170,106 @@ def test_hugging_face_folder_points_to_from_hf(tmp_path):
     (tmp_path / "config.json").write_text('{"model_type": "gpt2"}')
     with pytest.raises(ValueError, match=r"GPT\.from_hf\(path\)"):
         GPT.load(tmp_path)
+
+
+def test_a_diverged_run_writes_no_checkpoint(tmp_path):
+    """An exploding learning rate: the first evaluation finds the loss (and weights) not finite,
+    and the run stops before writing a checkpoint that resume would start from."""
+    torch.manual_seed(0)
+    cfg = TrainConfig(
+        max_steps=5, batch_size=4, lr=1e30, warmup_steps=0, grad_clip=0.0, eval_interval=1
+    )
+    trainer = Trainer(GPT(TINY_CHAR), cfg, tmp_path)
+    with pytest.raises(FloatingPointError, match="no checkpoint was written for this step"):
+        trainer.train(progress=False)
+    assert trainer.checkpoints() == []
+
+
+def test_a_loss_that_is_nan_before_any_update_is_not_called_divergence(tmp_path):
+    """Targets all ignored: the mean loss over no token is NaN from the first step."""
+    x = torch.zeros(4, 8, dtype=torch.long)
+    y = torch.full_like(x, IGNORE_INDEX)
+    cfg = TrainConfig(max_steps=2, batch_size=4, warmup_steps=0, eval_interval=1)
+    trainer = Trainer(GPT(TINY_CHAR), cfg, batches=lambda step, g: (x, y))
+    with pytest.raises(FloatingPointError, match="before any update: not a divergence"):
+        trainer.train(progress=False)
+
+
+def _tiny_run(out, **overrides) -> Trainer:
+    torch.manual_seed(0)
+    settings = dict(max_steps=4, batch_size=4, warmup_steps=1, eval_interval=2, eval_batches=1)
+    return Trainer(GPT(TINY_CHAR), TrainConfig(**{**settings, **overrides}), out)
+
+
+def test_a_folder_holds_one_run(tmp_path):
+    """A new run in an old run's folder would prune its own checkpoints (the old ones sort
+    newer) and a later resume would continue the old run: it is refused, and resume works."""
+    _tiny_run(tmp_path).train(progress=False)
+    with pytest.raises(ValueError, match=r"checkpoints of another run \(the newest: step-00000004"):
+        _tiny_run(tmp_path, lr=1e-4)
+    before = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    assert before == ["step-00000002", "step-00000004"]  # nothing touched
+
+
+def test_a_second_run_in_a_busy_folder_fails_and_names_the_first(tmp_path):
+    from gptbook.files import InUse, claimed
+
+    trainer = _tiny_run(tmp_path)
+    with claimed(tmp_path / "run", "held by the test"):  # as a first run in progress would
+        with pytest.raises(InUse, match=rf"in use by another process \(pid {os.getpid()}\)"):
+            trainer.train(progress=False)
+    assert trainer.checkpoints() == []
+    trainer.train(progress=False)  # free again: the run goes ahead
+    assert len(trainer.checkpoints()) == 2
+
+
+def test_resuming_with_another_model_names_the_settings(tmp_path):
+    _tiny_run(tmp_path).train(progress=False)
+    wider = GPTConfig(vocab_size=84, block_size=8, n_layer=1, n_head=2, n_embd=16)
+    cfg = TrainConfig(max_steps=4, batch_size=4, warmup_steps=1, eval_interval=2, eval_batches=1)
+    with pytest.raises(ValueError, match=r"another model \(n_embd: 8 → 16\)") as err:
+        Trainer(GPT(wider), cfg, tmp_path, resume=True)
+    assert "delete" not in str(err.value)
+
+
+def test_cli_mistakes_are_usage_errors(tmp_path, capsys):
+    from gptbook.train import main
+
+    run = ["--out", str(tmp_path / "run"), "--max-steps", "2", "--eval-interval", "1"]
+    run += ["--batch-size", "2", "--warmup-steps", "0", "--device", "cpu", "--preset", "book-tiny"]
+    mistakes = {
+        "--lr -1": "lr must be a positive number",
+        "--preset book-huge": "book-huge",
+        "--device tpu": "tpu",
+        "--resume": "nothing to resume",
+    }
+    for extra, message in mistakes.items():
+        with pytest.raises(SystemExit) as stop:
+            main(run + extra.split())
+        assert stop.value.code == 2 and message in capsys.readouterr().err, extra
+    assert main(run) == 0
+    with pytest.raises(SystemExit):  # a second run in the first one's folder
+        main(run)
+    assert "--resume" in capsys.readouterr().err
+
+
+def test_a_pretrained_run_whose_checkpoints_are_all_damaged_is_trained_again(tmp_path, monkeypatch):
+    from gptbook import pretrained
+
+    monkeypatch.setattr(pretrained, "models_dir", lambda: tmp_path)
+    spec = dict(model=dict(preset="book-tiny", n_layer=1, n_embd=16, block_size=16))
+    spec["train"] = dict(max_steps=4, batch_size=4, warmup_steps=1, eval_interval=2)
+    monkeypatch.setitem(pretrained.SPECS, "test-damaged", {"quick": spec})
+    run = pretrained.path("test-damaged", "quick")
+    run = run.with_name(run.name + ".run")
+    _ = Trainer(
+        GPT(pretrained.spec("test-damaged", "quick")[0]),
+        pretrained.spec("test-damaged", "quick")[1],
+        run,
+    ).train(steps=2, progress=False)  # an interrupted run ...
+    for weights in run.glob("checkpoints/*/model.safetensors"):
+        weights.write_bytes(b"damaged")  # ... whose checkpoints are all damaged
+    with pytest.warns(UserWarning, match="cannot be resumed"):
+        model = pretrained.model("test-damaged", "quick", "cpu")
+    assert model.config.n_embd == 16
+    assert run.with_name(run.name + ".damaged-1").is_dir()  # kept aside, not deleted
