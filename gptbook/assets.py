@@ -90,6 +90,11 @@ def fetch(name: str, *, quiet: bool = False, assets: dict[str, Asset] | None = N
     if name not in assets:
         raise ValueError(f"No asset named {name!r}; the manifest has: {', '.join(sorted(assets))}.")
     asset = assets[name]
+    if asset.file in ("", ".", "..") or Path(asset.file).name != asset.file:
+        raise ValueError(
+            f"asset {name!r} names the file {asset.file!r}: a manifest names a plain file name, "
+            "which is kept in the cache folder (never ../x or /x)"
+        )
     target = cache_dir() / asset.file
     if target.is_file() and sha256_of(target) == asset.sha256:
         return target  # verified: read without a lock, so a complete cache may be read-only

@@ -97,6 +97,12 @@ def verify_checkpoint(path: str | Path, files: list[str] | None = None) -> dict[
         raise CheckpointError(str(err)) from None
     if manifest.get("format") != FORMAT:
         raise CheckpointError(f"{path / MANIFEST} is not a gptbook checkpoint of format {FORMAT}")
+    missing = [k for k in ("step", "optimizer", "extra") if k not in manifest]
+    if missing or isinstance(manifest["step"], bool) or not isinstance(manifest["step"], int):
+        raise CheckpointError(
+            f"{path / MANIFEST} is damaged (its step, optimizer or extra is missing or wrong); "
+            f"{fix}"
+        )
     return manifest
 
 
@@ -114,6 +120,11 @@ def _split(state: Any) -> tuple[dict[str, torch.Tensor], Any]:
 
     def walk(obj: Any, name: str) -> Any:
         if isinstance(obj, torch.Tensor):
+            if name in tensors:  # {"a.b": t, "a": {"b": u}}, or {1: t, "1": u}: one would be lost
+                raise ValueError(
+                    f"cannot checkpoint the state: two of its tensors flatten to the name "
+                    f"{name!r} (keys joined with '.'); rename one of them"
+                )
             tensors[name] = obj.detach().cpu().contiguous()
             return {"tensor": name}
         if isinstance(obj, tuple):

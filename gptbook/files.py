@@ -64,6 +64,17 @@ def write_failed(path: Path, err: OSError) -> OSError:
     return OSError(err.errno, message)
 
 
+def wrapped_os_error(err: BaseException) -> OSError | None:
+    """The OSError inside ``err``, for libraries that report one in their own exception type
+    (safetensors raises ``SafetensorError: No space left on device``); None if there is none."""
+    if isinstance(err, OSError):
+        return err
+    for code in (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS):
+        if os.strerror(code) in str(err):
+            return OSError(code, os.strerror(code))
+    return None
+
+
 def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
     """Create or replace ``path`` atomically: ``write(tmp)`` fills a temporary file, which then
     becomes ``path``. Returns ``path``.
@@ -85,11 +96,10 @@ def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except OSError as err:
+    except BaseException as err:
         tmp.unlink(missing_ok=True)
-        raise write_failed(path, err) from err
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+        if (os_error := wrapped_os_error(err)) is not None:
+            raise write_failed(path, os_error) from err
         raise
     fsync_dir(path.parent)
     return path
@@ -106,7 +116,8 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     is flushed to the disk and the folder takes the name ``path``. If it fails, the temporary
     folder is removed. An existing ``path`` is replaced: it is renamed aside first and deleted
     after, so a crash at that instant leaves ``path`` missing rather than half-written (writers
-    that must never lose the old folder, like the Trainer, write a new name each time).
+    that must never lose the old folder, like the Trainer, write a new name each time). Several
+    writers of one path at once each finish; the last one's folder stays.
     """
     path = Path(path)
     try:
@@ -124,19 +135,39 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
                     os.fsync(f.fileno())
         os.chmod(tmp, DIR_MODE)
         fsync_dir(tmp)
-        if path.exists():
-            old = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.old")
-            os.rename(path, old)
-        os.rename(tmp, path)
-    except OSError as err:
+        olds = _swap_in(tmp, path)
+    except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise write_failed(path, err) from err
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if (os_error := wrapped_os_error(err)) is not None:
+            raise write_failed(path, os_error) from err
         raise
     fsync_dir(path.parent)
-    if old is not None:
+    for old in olds:
         shutil.rmtree(old, ignore_errors=True)
+
+
+#: How often :func:`atomic_dir` moves a folder aside and retries when another writer of the
+#: same path put its folder there in between.
+SWAP_TRIES = 20
+
+
+def _swap_in(tmp: Path, path: Path) -> list[Path]:
+    """Rename the folder ``tmp`` to ``path``, moving any folder there aside first; returns the
+    folders moved aside, to delete. Two processes writing one path at once both succeed, the
+    last one's folder stays: if the other's lands between the move and the rename, move again."""
+    olds = []
+    for attempt in range(SWAP_TRIES):
+        old = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.old")
+        with contextlib.suppress(FileNotFoundError):  # nothing there, or another moved it
+            os.rename(path, old)
+            olds.append(old)
+        try:
+            os.rename(tmp, path)
+            return olds
+        except OSError as err:
+            if err.errno not in (errno.ENOTEMPTY, errno.EEXIST) or attempt == SWAP_TRIES - 1:
+                raise
+    return olds
 
 
 def write_text(path: str | Path, text: str) -> Path:
@@ -153,11 +184,25 @@ class DamagedFile(ValueError):
     """A file is missing, cut short or altered: it is not what its manifest recorded."""
 
 
+#: A manifest's hash of its own content (every other field): any change to it is detected.
+SELF_HASH = "manifest_sha256"
+
+
+def _content_hash(entry: dict) -> str:
+    """The SHA-256 of a manifest's fields but its own hash, in one canonical JSON form."""
+    fields = {k: v for k, v in entry.items() if k != SELF_HASH}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+
+
 def write_manifest(manifest: str | Path, files: Iterable[str | Path], **fields: Any) -> dict:
-    """Record the SHA-256 of ``files`` (which lie beside it) and ``fields`` in the JSON file
-    ``manifest``, atomically. Written after the files, it vouches that they are complete."""
+    """Record the SHA-256 and size of ``files`` (which lie beside it) and ``fields`` in the JSON
+    file ``manifest``, atomically, with the hash of its own content. Written after the files,
+    it vouches that they are complete; its own hash vouches for it."""
     manifest = Path(manifest)
-    entry = {**fields, "files": {Path(f).name: sha256_of(manifest.parent / f) for f in files}}
+    names = [Path(f).name for f in files]
+    entry = {**fields, "files": {name: sha256_of(manifest.parent / name) for name in names}}
+    entry["bytes"] = {name: (manifest.parent / name).stat().st_size for name in names}
+    entry[SELF_HASH] = _content_hash(entry)
     write_text(manifest, json.dumps(entry, indent=1))
     return entry
 
@@ -171,16 +216,32 @@ def read_manifest(
     manifest = Path(manifest)
     try:
         entry = json.loads(manifest.read_text(encoding="utf-8"))
-        recorded = entry["files"]
+        recorded, sizes = entry["files"], entry.get("bytes", {})
+        if not isinstance(recorded, dict) or not isinstance(sizes, dict):
+            raise TypeError("its files are not a mapping")
     except FileNotFoundError:
         message = f"{manifest} is missing, so the files it vouches for may be incomplete; {fix}"
         raise DamagedFile(message) from None
-    except (ValueError, KeyError, TypeError, OSError) as err:
+    except (ValueError, KeyError, TypeError, OSError, AttributeError) as err:
         raise DamagedFile(f"{manifest} is damaged ({err}); {fix}") from None
-    for name in recorded if only is None else only:
+    # manifests written before sizes were recorded have no hash of their own either
+    if (SELF_HASH in entry or "bytes" in entry) and entry.get(SELF_HASH) != _content_hash(entry):
+        raise DamagedFile(f"{manifest} is damaged: its content differs from its own hash; {fix}")
+    for name in recorded:  # a plain file name beside the manifest, never ../x or /x
+        if not isinstance(name, str) or name in ("", ".", "..") or Path(name).name != name:
+            raise DamagedFile(f"{manifest} names {name!r}, which is not a file beside it; {fix}")
+    checked = list(recorded if only is None else only)
+    for name in checked:  # every size before any hash: a huge file is refused at once
         file = manifest.parent / name
         if name not in recorded or not file.is_file():
             raise DamagedFile(f"{file} is missing; {fix}")
+        if name in sizes and file.stat().st_size != sizes[name]:
+            raise DamagedFile(
+                f"{file} is damaged: it holds {file.stat().st_size:,} bytes, not the "
+                f"{sizes[name]:,} recorded in {manifest.name}; {fix}"
+            )
+    for name in checked:
+        file = manifest.parent / name
         if sha256_of(file) != recorded[name]:
             raise DamagedFile(
                 f"{file} is damaged: its SHA-256 differs from the one in {manifest.name}; {fix}"

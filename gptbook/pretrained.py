@@ -24,7 +24,6 @@ the model's key. Chapter 8's :mod:`gptbook.induction` adds its models so, when i
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
@@ -288,13 +287,22 @@ def _load(folder: Path, device: str) -> GPT | None:
         return GPT.load(folder, device=device).eval()
     except DamagedFile as err:
         aside = _aside(folder)
+        try:
+            os.rename(folder, aside)
+        except FileNotFoundError:  # another process moved it already
+            return None
+        except OSError as moving:  # a read-only cache: nothing can be moved, nor trained there
+            raise OSError(
+                moving.errno,
+                f"the cached model in {folder} is damaged ({err}) and cannot be moved aside "
+                f"({moving.strerror or moving}): point GPTBOOK_CACHE at a folder you may write "
+                "to, or ask the cache's owner to delete that folder",
+            ) from moving
         warnings.warn(
             f"the cached model in {folder} cannot be used ({err}); moved it to {aside.name} "
             "and training it again",
             stacklevel=3,
         )
-        with contextlib.suppress(FileNotFoundError):  # another process moved it already
-            os.rename(folder, aside)
         return None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
 import torch
@@ -134,3 +135,115 @@ def test_no_pickle_is_written(tmp_path):
     with pytest.raises(TypeError, match="cannot checkpoint x: a object"):
         save_checkpoint(tmp_path / "bad", model, extra={"x": object()})
     assert not (tmp_path / "bad").exists()
+
+
+def test_every_bit_flip_in_the_manifest_is_detected(tmp_path):
+    """A flipped bit anywhere in checkpoint.json is named, never loaded as another state (the
+    manifest carries the hash of its own content): one flip a byte, at a bit chosen by seed."""
+    model, optimizer = _trained(0)
+    path = save_checkpoint(tmp_path / "ckpt", model, optimizer, step=3, extra={"lr": 0.01})
+    original = (path / MANIFEST).read_bytes()
+    meaning = json.loads(original)
+    rng = random.Random(0)
+    loaded_otherwise = []
+    for i in range(len(original)):
+        flipped = bytearray(original)
+        flipped[i] ^= 1 << rng.randrange(8)
+        (path / MANIFEST).write_bytes(bytes(flipped))
+        try:
+            same = json.loads(bytes(flipped)) == meaning
+        except ValueError:
+            same = False
+        try:
+            load_checkpoint(path, _trained(1)[0], _trained(1)[1])
+            load_extra(path)
+        except CheckpointError:
+            continue
+        if not same:
+            loaded_otherwise.append(i)
+    assert not loaded_otherwise, f"flips at bytes {loaded_otherwise[:10]} loaded another state"
+
+
+def test_manifest_names_outside_the_folder_are_refused_before_reading(tmp_path, monkeypatch):
+    from gptbook import files
+
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    hashed = []
+    monkeypatch.setattr(files, "sha256_of", lambda p: hashed.append(p) or "0" * 64)
+    for name in ["../outside", "/etc/passwd", ".."]:
+        (folder / MANIFEST).write_text(json.dumps({"files": {name: "0" * 64}}))
+        with pytest.raises(files.DamagedFile, match="which is not a file beside it"):
+            files.read_manifest(folder / MANIFEST)
+    assert hashed == []
+
+
+def test_a_file_of_the_wrong_size_is_named_before_it_is_hashed(tmp_path, monkeypatch):
+    from gptbook import files
+
+    model, optimizer = _trained(0)
+    path = save_checkpoint(tmp_path / "ckpt", model, optimizer)
+    weights = path / "model.safetensors"
+    weights.write_bytes(weights.read_bytes() + b"\0" * 100)  # as a huge sparse file would be
+    monkeypatch.setattr(files, "sha256_of", lambda p: pytest.fail(f"hashed {p}"))
+    with pytest.raises(CheckpointError, match=r"holds [\d,]+ bytes, not the [\d,]+ recorded"):
+        verify_checkpoint(path)
+
+
+def test_tensors_whose_names_collide_are_refused(tmp_path):
+    model, _ = _trained(0)
+    for extra in (
+        {"a.b": torch.zeros(1), "a": {"b": torch.ones(1)}},
+        {1: torch.zeros(1), "1": torch.ones(1)},
+    ):
+        with pytest.raises(ValueError, match="flatten to the name"):
+            save_checkpoint(tmp_path / "ckpt", model, extra=extra)
+    assert not (tmp_path / "ckpt").exists()
+
+
+def test_a_damaged_newest_checkpoint_is_skipped_on_resume(tmp_path):
+    from gptbook.train import TrainConfig, Trainer
+
+    def run() -> Trainer:
+        torch.manual_seed(0)
+        config = GPTConfig(vocab_size=84, block_size=8, n_layer=1, n_head=2, n_embd=8)
+        cfg = TrainConfig(
+            max_steps=4, batch_size=2, warmup_steps=1, eval_interval=2, eval_batches=1
+        )
+        return Trainer(
+            GPT(config), cfg, tmp_path, resume=bool(list(tmp_path.glob("checkpoints/*")))
+        )
+
+    run().train(progress=False)
+    newest = tmp_path / "checkpoints" / "step-00000004" / MANIFEST
+    entry = json.loads(newest.read_text())
+    del entry["extra"]  # valid JSON, one field gone
+    newest.write_text(json.dumps(entry))
+    with pytest.warns(UserWarning, match="skipping a checkpoint that cannot be used"):
+        assert run().step == 2
+
+
+def test_concurrent_saves_of_one_path_all_succeed(tmp_path):
+    """Eight threads save different models to one path at once: none fails, and the folder
+    left is one whole checkpoint that verifies."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    models = [_trained(seed)[0] for seed in range(8)]
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda m: save_checkpoint(tmp_path / "ckpt", m), models * 4))
+    verify_checkpoint(tmp_path / "ckpt")
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt"]  # nothing left aside
+
+
+def test_a_full_disk_inside_safetensors_is_the_os_error_with_a_fix(tmp_path, monkeypatch):
+    from safetensors import SafetensorError
+
+    from gptbook import checkpoint
+
+    def full(*args, **kwargs):
+        raise SafetensorError('IoError(Os { code: 28, message: "No space left on device" })')
+
+    monkeypatch.setattr(checkpoint, "save_model", full)
+    with pytest.raises(OSError, match="No space left on device.*free some disk space"):
+        save_checkpoint(tmp_path / "ckpt", _trained(0)[0])
+    assert list(tmp_path.iterdir()) == []

@@ -111,7 +111,7 @@ def test_a_damaged_token_file_is_encoded_again(tmp_path, monkeypatch):
     path = data.token_file("val", "char")
     good = path.read_bytes()
     path.write_bytes(good[: len(good) // 3])  # cut short: it would train on a third of the split
-    with pytest.warns(UserWarning, match=r"\.u16 is damaged: its SHA-256 differs"):
+    with pytest.warns(UserWarning, match=r"\.u16 is damaged: it holds [\d,]+ bytes, not the"):
         assert data.token_file("val", "char") == path
     assert path.read_bytes() == good
     manifest = path.with_name(path.name + ".json")

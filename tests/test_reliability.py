@@ -273,3 +273,33 @@ def test_a_pretrained_run_whose_checkpoints_are_all_damaged_is_trained_again(tmp
         model = pretrained.model("test-damaged", "quick", "cpu")
     assert model.config.n_embd == 16
     assert run.with_name(run.name + ".damaged-1").is_dir()  # kept aside, not deleted
+
+
+def test_a_damaged_model_in_a_read_only_cache_says_what_to_do(tmp_path, monkeypatch):
+    from gptbook import pretrained
+
+    monkeypatch.setattr(pretrained, "models_dir", lambda: tmp_path)
+    spec = dict(model=dict(preset="book-tiny", n_layer=1, n_embd=16, block_size=16))
+    spec["train"] = dict(max_steps=2, batch_size=4, warmup_steps=1, eval_interval=2)
+    monkeypatch.setitem(pretrained.SPECS, "test-read-only", {"quick": spec})
+    pretrained.model("test-read-only", "quick", "cpu")
+    weights = pretrained.path("test-read-only", "quick") / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-10])
+
+    def read_only(*args):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(pretrained.os, "rename", read_only)
+    with pytest.raises(OSError, match=r"damaged .* cannot be moved aside .*GPTBOOK_CACHE"):
+        pretrained.model("test-read-only", "quick", "cpu")
+
+
+def test_an_asset_file_outside_the_cache_is_refused(tmp_path, monkeypatch):
+    from gptbook import assets
+
+    monkeypatch.setattr(assets, "cache_dir", lambda: tmp_path / "cache")
+    for file in ["../outside", "/tmp/abs", ".."]:
+        asset = assets.Asset("x", file, "0" * 64, "MIT", "a test", ({"url": "file:///dev/null"},))
+        with pytest.raises(ValueError, match="never ../x or /x"):
+            assets.fetch("x", assets={"x": asset})
+    assert not (tmp_path / "outside").exists()
