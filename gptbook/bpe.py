@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import heapq
+import warnings
 from array import array
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -25,7 +26,7 @@ from pathlib import Path
 
 import regex
 
-from .checks import token_ids
+from .checks import token_ids, whole
 from .tokenizers import END_OF_TEXT, GPT2_PATTERN
 
 __all__ = ["ByteBPE", "best_pair", "bpe_parts", "merge", "pair_counts", "valid_text"]
@@ -242,6 +243,7 @@ class ByteBPE:
         specials = list(special_tokens)
         if len(set(specials)) != len(specials) or "" in specials:
             raise ValueError(f"special tokens must be distinct, non-empty strings: {specials}")
+        whole("vocab_size", vocab_size)
         if vocab_size < 256 + len(specials):
             raise ValueError(
                 f"vocab_size must be ≥ 256 (the bytes) + {len(specials)} (the special tokens), "
@@ -252,6 +254,13 @@ class ByteBPE:
         split = regex.compile(pattern)
         words = Counter(w.encode("utf-8") for part in parts for w in split.findall(part))
         merges, vocab, history = _learn_merges(words, vocab_size - 256 - len(specials))
+        if len(merges) < vocab_size - 256 - len(specials):
+            warnings.warn(
+                f"the text has only {len(merges)} merges to learn, not the "
+                f"{vocab_size - 256 - len(specials)} vocab_size={vocab_size} asks for: the "
+                f"vocabulary has {len(vocab) + len(specials)} tokens; train on more text",
+                stacklevel=2,
+            )
         ids = {s: len(vocab) + k for k, s in enumerate(specials)}  # right after the merges
         tokenizer = cls({b: i for i, b in enumerate(vocab)}, pattern, ids)
         tokenizer.merges = merges

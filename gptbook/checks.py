@@ -64,3 +64,8 @@ def id_batch(idx) -> None:
             f"{type(idx).__name__} of shape {shape} and dtype {dtype}; for one sequence use "
             "ids[None] (shape (1, T))"
         )
+    if 0 in shape:
+        raise ValueError(
+            f"idx is empty, of shape {shape}: a batch needs at least one sequence of at least "
+            "one token (a loss averaged over no token is NaN)"
+        )

@@ -111,9 +111,15 @@ def jaccard(a: set, b: set) -> float:
 
 def minhash(text: str, num_perm: int = 128, n: int = 5, seed: int = 1) -> datasketch.MinHash:
     """A ``datasketch.MinHash`` of the text's :func:`shingles`; ``m1.jaccard(m2)`` estimates
-    their Jaccard similarity with a standard error of about √(J(1-J)/num_perm)."""
+    their Jaccard similarity with a standard error of about √(J(1-J)/num_perm). An empty text
+    has no shingles and no MinHash (two would estimate 1.0 where :func:`jaccard` says 0.0)."""
     from datasketch import MinHash
 
+    if not shingles(text, n):
+        raise ValueError(
+            "minhash of an empty text: it has no shingles to hash, and two empty MinHashes "
+            "would look identical; leave empty texts out (jaccard gives them 0.0)"
+        )
     m = MinHash(num_perm=num_perm, seed=seed)
     m.update_batch([s.encode("utf-8") for s in shingles(text, n)])
     return m
@@ -287,8 +293,8 @@ class QualityFilter:
     def keep_pareto(self, texts: Sequence[str], alpha: float = 9.0, seed: int = 0) -> list[bool]:
         """GPT-3's rule: keep a text when a Pareto(``alpha``) draw is > 1 - score. Most good
         texts are kept, and a few that score low, so the filter does not only keep one kind."""
-        if alpha <= 0:
-            raise ValueError(f"alpha must be > 0, got {alpha}")
+        if not (alpha > 0 and math.isfinite(alpha)):
+            raise ValueError(f"alpha must be a finite number > 0, got {alpha}")
         import numpy as np
 
         scores = self.score(texts).double().numpy()
@@ -359,9 +365,9 @@ def _check_weights(names: Sequence[str], weights: dict[str, float]) -> None:
     if set(weights) != set(names):
         missing, unknown = sorted(set(names) - set(weights)), sorted(set(weights) - set(names))
         raise ValueError(f"weights need the sources' keys: missing {missing}, unknown {unknown}")
-    negative = {k: w for k, w in weights.items() if w < 0}
+    negative = {k: w for k, w in weights.items() if not (w >= 0 and math.isfinite(w))}
     if negative:
-        raise ValueError(f"weights must be ≥ 0, got {negative}")
+        raise ValueError(f"weights must be finite and ≥ 0, got {negative}")
     total = sum(weights.values())
     if abs(total - 1) > WEIGHT_TOLERANCE:
         raise ValueError(f"weights must sum to 1, got {total:.6g}: divide each by their sum")

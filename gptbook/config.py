@@ -220,6 +220,12 @@ class GPTConfig:
                 f"key/value head serves a group of query heads; try n_kv_head in "
                 f"{divisors(self.n_head)}"
             )
+        if self.rope_scaling == "ntk" and self.n_embd // self.n_head <= 2:
+            raise ValueError(
+                f"rope_scaling='ntk' raises the base by factor^(D / (D - 2)), which needs a head "
+                f"size D > 2; n_embd / n_head is {self.n_embd // self.n_head}: use fewer heads, "
+                "or rope_scaling='linear'"
+            )
         if self.positions == "rope" and (self.n_embd // self.n_head) % 2:
             raise ValueError(
                 f"RoPE rotates pairs of features, and a head of n_embd / n_head = "

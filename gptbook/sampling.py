@@ -9,6 +9,7 @@ repetition penalty), each a function of the logits, decoding with the KV cache
 from __future__ import annotations
 
 import contextlib
+import math
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -280,6 +281,9 @@ def beam_search(
         )
     context = prompt_context(model, idx, max_new_tokens)
     whole("num_beams", num_beams)
+    whole("max_new_tokens", max_new_tokens)
+    if not (isinstance(length_penalty, int | float) and math.isfinite(length_penalty)):
+        raise ValueError(f"length_penalty must be a finite number, got {length_penalty!r}")
     beams = idx.expand(num_beams, -1)  # (K, T)
     scores = torch.full((num_beams,), float("-inf"), device=idx.device)
     scores[0] = 0.0  # the beams start as one: the first step extends only one of them

@@ -73,8 +73,15 @@ def fit_power_law(x: Sequence[float], y: Sequence[float], irreducible: bool = Fa
             f"fit_power_law needs as many y as x, and at least {2 + irreducible} points: "
             f"got {len(x)} x and {len(y)} y"
         )
+    if not all(math.isfinite(v) for v in x + y):
+        raise ValueError(f"x and y must be finite numbers (no NaN or inf), got x={x}, y={y}")
     if min(x) <= 0 or min(y) <= 0:
         raise ValueError("x and y must be positive: a power law is fitted to their logarithms")
+    if len(set(y)) < 2:
+        raise ValueError(
+            "y is the same at every x: no power law falls through it (its exponent would be 0 "
+            "and its scale undefined); fit points whose y changes"
+        )
     if len(set(x)) < 2:
         raise ValueError("x needs at least two different values to give a slope")
     log_x, log_y = [math.log(v) for v in x], [math.log(v) for v in y]
@@ -93,14 +100,17 @@ def fit_power_law(x: Sequence[float], y: Sequence[float], irreducible: bool = Fa
 
 def training_compute(n_params: float, n_tokens: float) -> float:
     """FLOPs to train ``n_params`` parameters on ``n_tokens`` tokens: C ≈ 6·N·D."""
+    for name, value in (("n_params", n_params), ("n_tokens", n_tokens)):
+        if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+            raise ValueError(f"{name} must be a positive, finite number, got {value!r}")
     return FLOPS_PER_PARAMETER_TOKEN * n_params * n_tokens
 
 
 def chinchilla_optimal(compute: float) -> tuple[float, float]:
     """The compute-optimal (parameters, tokens) for a budget of ``compute`` FLOPs by the
     Chinchilla rule: D = 20·N and C = 6·N·D, so N = √(C / 120)."""
-    if not compute > 0:
-        raise ValueError(f"compute must be a positive number of FLOPs, got {compute}")
+    if not (compute > 0 and math.isfinite(compute)):
+        raise ValueError(f"compute must be a positive, finite number of FLOPs, got {compute}")
     n = math.sqrt(compute / (FLOPS_PER_PARAMETER_TOKEN * TOKENS_PER_PARAMETER))
     return n, TOKENS_PER_PARAMETER * n
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .checks import whole
 from .sampling import Decoder, evaluating, probabilities, prompt_context
 
 
@@ -69,6 +70,9 @@ class SpeculativeStats:
 def expected_tokens(alpha: float, gamma: int) -> float:
     """Tokens per target call that γ drafts give when each is accepted with chance α
     (Leviathan et al., 2023): 1 + α + … + α^γ = (1 - α^(γ+1)) / (1 - α)."""
+    if not 0 <= alpha <= 1:
+        raise ValueError(f"alpha is a chance of acceptance, in [0, 1]; got {alpha}")
+    whole("gamma", gamma, least=0)
     return sum(alpha**i for i in range(gamma + 1))
 
 
@@ -113,6 +117,10 @@ def chi_square(
         raise ValueError(
             f"counts and probs need one entry per outcome: {counts.shape}, {probs.shape}"
         )
+    if not (probs.isfinite().all() and (probs >= 0).all() and probs.sum() > 0):
+        raise ValueError("probs must be finite and ≥ 0, with a positive sum")
+    if not (counts.isfinite().all() and (counts >= 0).all()):
+        raise ValueError("counts must be finite and ≥ 0")
     expected = probs / probs.sum() * counts.sum()
     small = expected < min_expected
     observed = torch.cat([counts[~small], counts[small].sum()[None]])

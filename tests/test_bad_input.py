@@ -10,7 +10,18 @@ import math
 import pytest
 import torch
 
-from gptbook import attention, checks, lm, pretrained, sampling, student, tinylm
+from gptbook import (
+    attention,
+    checks,
+    cleaning,
+    lm,
+    pretrained,
+    sampling,
+    scaling,
+    speculative,
+    student,
+    tinylm,
+)
 from gptbook.bpe import ByteBPE
 from gptbook.model import GPT, GPTConfig
 from gptbook.tokenizers import CharTokenizer
@@ -102,6 +113,71 @@ PROBES = {
         lambda: TrainConfig(keep_checkpoints=1.5),
         r"keep_checkpoints must be a whole number ≥ 1, got 1.5",
     ),
+    "forward empty batch": (
+        lambda: GPT(TINY)(torch.zeros(0, 4, dtype=torch.long)),
+        r"idx is empty, of shape \(0, 4\)",
+    ),
+    "forward no tokens": (
+        lambda: GPT(TINY)(torch.zeros(2, 0, dtype=torch.long)),
+        r"idx is empty, of shape \(2, 0\)",
+    ),
+    "fit_power_law constant": (
+        lambda: scaling.fit_power_law([1, 2, 4], [3.0, 3.0, 3.0]),
+        r"y is the same at every x",
+    ),
+    "fit_power_law NaN": (
+        lambda: scaling.fit_power_law([1, 2, math.nan], [3.0, 2.0, 1.0]),
+        r"must be finite numbers",
+    ),
+    "fit_power_law inf": (
+        lambda: scaling.fit_power_law([1, 2, 4], [3.0, 2.0, math.inf]),
+        r"must be finite numbers",
+    ),
+    "training_compute negative": (
+        lambda: scaling.training_compute(-1, 1e9),
+        r"n_params must be a positive, finite number",
+    ),
+    "chinchilla_optimal inf": (
+        lambda: scaling.chinchilla_optimal(math.inf),
+        r"compute must be a positive, finite number",
+    ),
+    "beam_search NaN penalty": (
+        lambda: sampling.beam_search(
+            GPT(TINY), torch.zeros(1, 1, dtype=torch.long), 2, 2, length_penalty=math.nan
+        ),
+        r"length_penalty must be a finite number",
+    ),
+    "beam_search no tokens": (
+        lambda: sampling.beam_search(GPT(TINY), torch.zeros(1, 1, dtype=torch.long), 0, 2),
+        r"max_new_tokens must be a whole number ≥ 1",
+    ),
+    "expected_tokens chance above 1": (
+        lambda: speculative.expected_tokens(1.5, 4),
+        r"alpha is a chance of acceptance, in \[0, 1\]",
+    ),
+    "chi_square negative probability": (
+        lambda: speculative.chi_square(torch.tensor([5, 5]), torch.tensor([1.5, -0.5])),
+        r"probs must be finite and ≥ 0",
+    ),
+    "keep_pareto NaN alpha": (
+        lambda: cleaning.QualityFilter.keep_pareto(None, ["a b"], alpha=math.nan),
+        r"alpha must be a finite number > 0",
+    ),
+    "mixture_epochs NaN weight": (
+        lambda: cleaning.mixture_epochs({"a": 10, "b": 10}, {"a": math.nan, "b": 1.0}, 100),
+        r"weights must be finite and ≥ 0",
+    ),
+    "minhash empty": (lambda: cleaning.minhash(""), r"minhash of an empty text"),
+    "ByteBPE fractional vocab": (
+        lambda: ByteBPE.train("some text to learn", 300.5),
+        r"vocab_size must be a whole number ≥ 1, got 300.5",
+    ),
+    "ntk with head size 2": (
+        lambda: GPTConfig(
+            n_embd=8, n_head=4, positions="rope", rope_scaling="ntk", rope_factor=2.0
+        ),
+        r"needs a head size D > 2",
+    ),
     "GPTConfig bias as text": (lambda: GPTConfig(bias="False"), r"bias must be True or False"),
     "GPTConfig tie as text": (
         lambda: GPTConfig(tie_embeddings="no"),
@@ -147,6 +223,11 @@ def test_good_input_still_passes_the_checks():
     assert checks.token_ids([0, 2], 3) == [0, 2] and checks.whole("n", 3) == 3
     checks.id_batch(torch.zeros(2, 3, dtype=torch.int32))
     assert GPT(TINY)(torch.zeros(1, 3, dtype=torch.int32))[0].shape == (1, 3, 10)
+
+
+def test_a_bpe_vocabulary_the_text_cannot_fill_is_said():
+    with pytest.warns(UserWarning, match=r"only 0 merges to learn, not the 44"):
+        assert ByteBPE.train("", 300).n_vocab == 256
 
 
 def test_a_cache_path_with_spaces_around_it_is_refused(monkeypatch):

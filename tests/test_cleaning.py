@@ -245,7 +245,7 @@ def test_quality_filter_refuses_bad_use():
     model = QualityFilter().fit(["The cat sat on the mat."], ["x9$ 3k!"])
     with pytest.raises(ValueError, match=r"threshold must be in \[0, 1\], got 1.5"):
         model.keep(["text"], threshold=1.5)
-    with pytest.raises(ValueError, match="alpha must be > 0"):
+    with pytest.raises(ValueError, match="alpha must be a finite number > 0"):
         model.keep_pareto(["text"], alpha=0)
 
 
@@ -341,7 +341,7 @@ def test_mixture_sampler_is_deterministic_for_a_seed():
         (lambda: mixture_epochs(SIZES, {**WEIGHTS, "web": 0.5}, 1), "must sum to 1, got 0.9"),
         (
             lambda: mixture_epochs(SIZES, {"web": 1.2, "books": -0.2, "wiki": 0.0}, 1),
-            r"weights must be ≥ 0, got \{'books': -0.2\}",
+            r"weights must be finite and ≥ 0, got \{'books': -0.2\}",
         ),
         (
             lambda: mixture_epochs(SIZES, {"web": 0.7, "books": 0.3, "news": 0.0}, 1),

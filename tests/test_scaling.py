@@ -67,7 +67,7 @@ def test_compute_budgets_follow_six_n_d_and_twenty_tokens_per_parameter():
     assert n == pytest.approx(70e9) and d == pytest.approx(1.4e12)
     assert scaling.training_compute(n, d) == pytest.approx(chinchilla)
     assert scaling.PF_DAY == pytest.approx(8.64e19)
-    with pytest.raises(ValueError, match="positive number of FLOPs"):
+    with pytest.raises(ValueError, match="positive, finite number of FLOPs"):
         scaling.chinchilla_optimal(0)
 
 
