@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checks import whole
+from .checks import number, whole
 from .positional import apply_rope
 
 BACKENDS = ("naive", "torch")
@@ -128,7 +128,7 @@ class MultiHeadAttention(nn.Module):
             n_embd,
             n_head,
             causal,
-            dropout,
+            number("dropout", dropout, least=0),
             backend,
         )
         self.n_kv_head, self.head_dim = n_kv_head, n_embd // n_head

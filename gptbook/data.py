@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .assets import FetchError, cache_dir, fetch, manifest
+from .checks import whole
 from .files import DamagedFile, atomic_write, locked, read_manifest, write_manifest
 
 if TYPE_CHECKING:
@@ -220,8 +221,7 @@ def get_batch(
     data = tokens(split, tokenizer) if isinstance(split, str) else split
     if data.ndim != 1:
         raise ValueError(f"expected a 1-D tensor of token ids, got shape {tuple(data.shape)}")
-    if batch_size < 1 or block_size < 1:
-        raise ValueError(f"batch_size and block_size must be ≥ 1, got {batch_size}, {block_size}")
+    batch_size, block_size = whole("batch_size", batch_size), whole("block_size", block_size)
     if len(data) <= block_size:
         raise ValueError(
             f"block_size={block_size} needs more than {block_size} tokens; "

@@ -124,8 +124,11 @@ def build_inputs(
         a, b = encode(example["a"]), encode(example["b"])
         return [_fit([s], a, [d, *b], [e], max_len), _fit([s], b, [d, *a], [e], max_len)]
     choices = example["choices"]
-    if isinstance(choices, str) or len(choices) < 2:
-        raise ValueError(f"a multiple-choice example needs at least two choices, got {choices!r}")
+    if not isinstance(choices, Sequence) or isinstance(choices, str) or len(choices) < 2:
+        raise ValueError(
+            f"a multiple-choice example needs a list of at least two choices (in order: the label "
+            f"indexes it, and a set has no order), got {choices!r}"
+        )
     context = encode(example["context"])
     return [_fit([s], context, [d, *encode(c)], [e], max_len) for c in choices]
 
@@ -153,6 +156,8 @@ def collate(
     if len(counts) != 1:
         raise ValueError(f"every example must have the same number of sequences, got {counts}")
     flat = [list(seq) for seqs in examples for seq in seqs]
+    if not flat or not all(flat):
+        raise ValueError("every sequence needs at least one token: its last is the extract token")
     ids = pad(flat, pad_id)  # (B·k, T)
     extract = torch.tensor([len(seq) - 1 for seq in flat])
     return ids, extract

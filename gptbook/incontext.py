@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import torch
 
+from .checks import whole
 from .lm import IGNORE_INDEX
 
 
@@ -46,7 +47,8 @@ def task_batch(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``batch_size`` sequences of ``n_pairs`` examples of a fresh mapping each: inputs and
     targets (B, 2·n_pairs - 1), with targets only at the answers (see the module's notes)."""
-    if n_symbols < 2 or n_pairs < 2 or batch_size < 1:
+    whole("batch_size", batch_size), whole("n_pairs", n_pairs), whole("n_symbols", n_symbols)
+    if n_symbols < 2 or n_pairs < 2:
         raise ValueError(
             f"need n_symbols ≥ 2, n_pairs ≥ 2 and batch_size ≥ 1, got {n_symbols}, {n_pairs} and "
             f"{batch_size}"

@@ -19,6 +19,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .checks import whole
+
 
 def _check_even(d: int, what: str) -> None:
     if d % 2:
@@ -33,6 +35,7 @@ def frequencies(d: int, base: float = 10_000.0) -> torch.Tensor:
 
 def sinusoidal(T: int, d: int, base: float = 10_000.0) -> torch.Tensor:
     """The sinusoidal table (T, d): sin(p·ω_i) at feature 2i, cos(p·ω_i) at feature 2i + 1."""
+    T, d = whole("T", T), whole("d", d)
     angles = torch.arange(T, dtype=torch.float64)[:, None] * frequencies(d, base)  # (T, d/2)
     table = torch.stack([angles.sin(), angles.cos()], dim=-1)  # (T, d/2, 2)
     return table.flatten(1).float()  # (T, d)

@@ -159,7 +159,7 @@ REMOVED = float("-inf")
 def temperature(logits: torch.Tensor, t: float) -> torch.Tensor:
     """Logits divided by ``t``: below 1 sharper, above 1 flatter; 0 keeps only the argmax
     (greedy decoding as a distribution)."""
-    if not t >= 0 or t == float("inf"):
+    if isinstance(t, bool) or not isinstance(t, int | float) or not 0 <= t < float("inf"):
         raise ValueError(f"temperature must be a number ≥ 0 (0 = greedy), got {t}")
     if t == 0:
         best = logits.argmax(-1, keepdim=True)
@@ -178,8 +178,8 @@ def top_k(logits: torch.Tensor, k: int) -> torch.Tensor:
 def top_p(logits: torch.Tensor, p: float) -> torch.Tensor:
     """Nucleus sampling: the smallest set of the likeliest tokens whose probabilities add up to
     at least ``p`` survives (always at least one token). Sort, add up, cut."""
-    if not 0 < p <= 1:
-        raise ValueError(f"top_p must be in (0, 1], got {p}")
+    if isinstance(p, bool) or not isinstance(p, int | float) or not 0 < p <= 1:
+        raise ValueError(f"top_p must be a number in (0, 1], got {p!r}")
     ordered, order = logits.sort(dim=-1)  # ascending: the unlikeliest first
     below = ordered.softmax(-1).cumsum(-1) <= 1 - p  # (..., V): mass that can go
     below[..., -1] = False  # the likeliest token always stays

@@ -161,6 +161,7 @@ def speculative_generate(
     if isinstance(gamma, bool) or not isinstance(gamma, int) or gamma < 1:
         raise ValueError(f"gamma (draft tokens per step) must be a whole number ≥ 1, got {gamma!r}")
     probabilities(idx.new_zeros(1).float(), temperature)  # checks the temperature
+    whole("max_new_tokens", max_new_tokens, least=0)
     length = idx.shape[1] + max_new_tokens + gamma  # the longest proposal, and one more
     for name, model in (("target", target), ("draft", draft)):
         context = prompt_context(model, idx, max_new_tokens)

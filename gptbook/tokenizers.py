@@ -63,6 +63,8 @@ class CharTokenizer:
 
     def encode(self, text: str) -> list[int]:
         """The id of each character of ``text``; unknown characters are refused, named."""
+        if not isinstance(text, str):
+            raise ValueError(f"encode takes a string, got {type(text).__name__} {text!r}")
         try:
             return [self.stoi[c] for c in text]
         except KeyError:

@@ -14,7 +14,11 @@ from gptbook import (
     attention,
     checks,
     cleaning,
+    data,
+    finetune,
+    incontext,
     lm,
+    positional,
     pretrained,
     sampling,
     scaling,
@@ -177,6 +181,58 @@ PROBES = {
             n_embd=8, n_head=4, positions="rope", rope_scaling="ntk", rope_factor=2.0
         ),
         r"needs a head size D > 2",
+    ),
+    "multiple choice as a set": (
+        lambda: finetune.build_inputs(
+            "multiple_choice",
+            {"context": "a b", "choices": {"c", "d"}, "label": 0},
+            lambda text: [1],
+            finetune.SpecialTokens(2, 3, 4),
+            16,
+        ),
+        r"a list of at least two choices \(in order",
+    ),
+    "collate an empty sequence": (
+        lambda: finetune.collate([[[]]]),
+        r"every sequence needs at least one token",
+    ),
+    "generate top_p as text": (
+        lambda: sampling.generate(GPT(TINY), torch.zeros(1, 1, dtype=torch.long), 2, top_p="0.5"),
+        r"top_p must be a number in \(0, 1\], got '0.5'",
+    ),
+    "generate temperature as text": (
+        lambda: sampling.generate(GPT(TINY), torch.zeros(1, 1, dtype=torch.long), 2, "1"),
+        r"temperature must be a number ≥ 0",
+    ),
+    "get_batch fractional batch": (
+        lambda: data.get_batch(torch.arange(20), 2.5, 4),
+        r"batch_size must be a whole number ≥ 1, got 2.5",
+    ),
+    "get_batch block as text": (
+        lambda: data.get_batch(torch.arange(20), 2, "4"),
+        r"block_size must be a whole number ≥ 1, got '4'",
+    ),
+    "speculative length as text": (
+        lambda: speculative.speculative_generate(
+            GPT(TINY), GPT(TINY), torch.zeros(1, 1, dtype=torch.long), "2"
+        ),
+        r"max_new_tokens must be a whole number ≥ 0, got '2'",
+    ),
+    "sinusoidal fractional length": (
+        lambda: positional.sinusoidal(8.5, 8),
+        r"T must be a whole number ≥ 1, got 8.5",
+    ),
+    "attention dropout as text": (
+        lambda: attention.MultiHeadAttention(8, 2, dropout="0.1"),
+        r"dropout must be a finite number, got '0.1'",
+    ),
+    "task_batch fractional batch": (
+        lambda: incontext.task_batch(2.5, 4, 4),
+        r"batch_size must be a whole number ≥ 1, got 2.5",
+    ),
+    "char encode a number": (
+        lambda: CharTokenizer("ab").encode(5),
+        r"encode takes a string, got int 5",
     ),
     "GPTConfig bias as text": (lambda: GPTConfig(bias="False"), r"bias must be True or False"),
     "GPTConfig tie as text": (

@@ -65,7 +65,7 @@ def test_get_batch_bad_input():
         data.get_batch(torch.arange(10), 2, 10)
     with pytest.raises(ValueError, match="1-D tensor"):
         data.get_batch(torch.zeros(2, 5, dtype=torch.long), 1, 2)
-    with pytest.raises(ValueError, match="must be ≥ 1"):
+    with pytest.raises(ValueError, match="must be a whole number ≥ 1"):
         data.get_batch("train", 0, 8)
     with pytest.raises(ValueError, match="use 'char' or 'gpt2'"):
         data.get_batch("train", 1, 8, tokenizer="words")

@@ -146,8 +146,8 @@ def test_generate_rejects_bad_settings_before_any_work():
     for bad, match in [
         (dict(temperature=-1), "temperature must be a number ≥ 0"),
         (dict(top_k=0), "top_k must be a whole number ≥ 1"),
-        (dict(top_p=0.0), "top_p must be in \\(0, 1\\]"),
-        (dict(top_p=1.5), "top_p must be in \\(0, 1\\]"),
+        (dict(top_p=0.0), "top_p must be a number in \\(0, 1\\]"),
+        (dict(top_p=1.5), "top_p must be a number in \\(0, 1\\]"),
         (dict(min_p=2.0), "min_p must be in \\[0, 1\\]"),
         (dict(repetition_penalty=0), "repetition_penalty must be > 0"),
         (dict(temperature=0, top_k=0), "top_k must be"),  # checked even where greedy ignores it

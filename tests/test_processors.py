@@ -77,7 +77,7 @@ def test_bad_parameters_are_refused():
     with pytest.raises(ValueError, match="top_k must be a whole number ≥ 1"):
         sampling.top_k(logits, 0)
     for p in (0, 1.5):
-        with pytest.raises(ValueError, match=r"top_p must be in \(0, 1\]"):
+        with pytest.raises(ValueError, match=r"top_p must be a number in \(0, 1\]"):
             sampling.top_p(logits, p)
     with pytest.raises(ValueError, match=r"min_p must be in \[0, 1\]"):
         sampling.min_p(logits, -0.1)
