@@ -29,13 +29,13 @@ BACKENDS = ("naive", "torch")
 def causal_mask(T: int, device: torch.device | str | None = None, past: int = 0) -> torch.Tensor:
     """(T, T) boolean, True on and below the diagonal: position t sees 0..t. With ``past``
     earlier positions (cached, chapter 9), (T, past + T): query t sees keys 0..past + t."""
+    T, past = whole("T", T), whole("past", past, least=0)
     return torch.ones(T, past + T, dtype=torch.bool, device=device).tril(diagonal=past)
 
 
 def banded_mask(T: int, width: int, device: torch.device | str | None = None) -> torch.Tensor:
     """Causal and local: position t sees the ``width`` positions t-width+1..t."""
-    if width < 1:
-        raise ValueError(f"width must be ≥ 1, got {width}")
+    T, width = whole("T", T), whole("width", width)
     i = torch.arange(T, device=device)
     distance = i[:, None] - i[None, :]  # (T, T): query minus key
     return (distance >= 0) & (distance < width)
@@ -44,8 +44,7 @@ def banded_mask(T: int, width: int, device: torch.device | str | None = None) ->
 def strided_mask(T: int, stride: int, device: torch.device | str | None = None) -> torch.Tensor:
     """The Sparse Transformer's strided pattern: t sees its last ``stride`` positions and every
     earlier position whose distance is a multiple of ``stride``."""
-    if stride < 1:
-        raise ValueError(f"stride must be ≥ 1, got {stride}")
+    T, stride = whole("T", T), whole("stride", stride)
     i = torch.arange(T, device=device)
     distance = i[:, None] - i[None, :]
     return (distance >= 0) & ((distance < stride) | (distance % stride == 0))

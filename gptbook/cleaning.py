@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 
+from .checks import whole
+
 if TYPE_CHECKING:
     import datasketch
 
@@ -94,8 +96,7 @@ def documents(split: str = "val", min_words: int = MIN_WORDS) -> dict[str, list[
 def shingles(text: str, n: int = 5) -> set[str]:
     """The word ``n``-grams of lower-cased ``text`` (joined by spaces); a text of fewer than
     ``n`` words gives one shingle of all its words, an empty text none."""
-    if n < 1:
-        raise ValueError(f"n must be ≥ 1 (words per shingle), got {n}")
+    n = whole("n (words per shingle)", n)
     words = WORD.findall(text.lower())
     if len(words) < n:
         return {" ".join(words)} if words else set()
@@ -115,6 +116,7 @@ def minhash(text: str, num_perm: int = 128, n: int = 5, seed: int = 1) -> datask
     has no shingles and no MinHash (two would estimate 1.0 where :func:`jaccard` says 0.0)."""
     from datasketch import MinHash
 
+    num_perm = whole("num_perm", num_perm)
     if not shingles(text, n):
         raise ValueError(
             "minhash of an empty text: it has no shingles to hash, and two empty MinHashes "
@@ -133,10 +135,8 @@ def near_duplicates(
     positives and negatives, each candidate's estimate is checked. Empty texts pair with none."""
     if not 0 < threshold <= 1:
         raise ValueError(f"threshold must be in (0, 1], got {threshold}")
-    if num_perm < MIN_PERM:
-        raise ValueError(f"num_perm must be ≥ {MIN_PERM}, got {num_perm}")
-    if n < 1:
-        raise ValueError(f"n must be ≥ 1 (words per shingle), got {n}")
+    whole("num_perm", num_perm, least=MIN_PERM)
+    whole("n (words per shingle)", n)
     from datasketch import MinHashLSH
 
     lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)

@@ -17,10 +17,16 @@ import json
 import os
 import shutil
 import tempfile
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
+
+try:
+    import fcntl  # POSIX file locks
+except ImportError:  # Windows: no locks; atomic writes still keep readers safe
+    fcntl = None
 
 #: Files are readable by everyone (a shared cache), writable by their owner; folders likewise.
 FILE_MODE, DIR_MODE = 0o644, 0o755
@@ -224,29 +230,89 @@ def read_manifest(
         raise DamagedFile(message) from None
     except (ValueError, KeyError, TypeError, OSError, AttributeError) as err:
         raise DamagedFile(f"{manifest} is damaged ({err}); {fix}") from None
-    # manifests written before sizes were recorded have no hash of their own either
-    if (SELF_HASH in entry or "bytes" in entry) and entry.get(SELF_HASH) != _content_hash(entry):
+    if SELF_HASH not in entry:  # an older gptbook's manifest, or one altered by hand
+        raise DamagedFile(f"{manifest} has no hash of its own ({SELF_HASH}); {fix}")
+    if entry[SELF_HASH] != _content_hash(entry):
         raise DamagedFile(f"{manifest} is damaged: its content differs from its own hash; {fix}")
     for name in recorded:  # a plain file name beside the manifest, never ../x or /x
         if not isinstance(name, str) or name in ("", ".", "..") or Path(name).name != name:
             raise DamagedFile(f"{manifest} names {name!r}, which is not a file beside it; {fix}")
     checked = list(recorded if only is None else only)
     for name in checked:  # every size before any hash: a huge file is refused at once
-        file = manifest.parent / name
-        if name not in recorded or not file.is_file():
-            raise DamagedFile(f"{file} is missing; {fix}")
-        if name in sizes and file.stat().st_size != sizes[name]:
-            raise DamagedFile(
-                f"{file} is damaged: it holds {file.stat().st_size:,} bytes, not the "
-                f"{sizes[name]:,} recorded in {manifest.name}; {fix}"
-            )
+        _check_size(manifest, entry, name, fix)
     for name in checked:
-        file = manifest.parent / name
-        if sha256_of(file) != recorded[name]:
-            raise DamagedFile(
-                f"{file} is damaged: its SHA-256 differs from the one in {manifest.name}; {fix}"
-            )
+        if sha256_of(manifest.parent / name) != recorded[name]:
+            raise _altered(manifest, name, fix)
     return entry
+
+
+def _check_size(manifest: Path, entry: dict, name: str, fix: str) -> int:
+    """The size of the file ``name`` beside ``manifest``, once it is the one recorded."""
+    file = manifest.parent / name
+    try:
+        if name not in entry["files"]:
+            raise FileNotFoundError(name)
+        size = file.stat().st_size
+    except (FileNotFoundError, NotADirectoryError):
+        raise DamagedFile(f"{file} is missing; {fix}") from None
+    recorded = entry.get("bytes", {}).get(name, size)
+    if size != recorded:
+        raise DamagedFile(
+            f"{file} is damaged: it holds {size:,} bytes, not the {recorded:,} recorded in "
+            f"{manifest.name}; {fix}"
+        )
+    return size
+
+
+def _altered(manifest: Path, name: str, fix: str) -> DamagedFile:
+    return DamagedFile(
+        f"{manifest.parent / name} is damaged: its SHA-256 differs from the one in "
+        f"{manifest.name}; {fix}"
+    )
+
+
+#: How often :func:`read_files` reads a folder again when it changed while being read, and the
+#: pause (seconds) before each new try: long enough for another process's swap to finish.
+READ_TRIES, READ_PAUSE = 8, 0.05
+
+
+def read_files(manifest: str | Path, fix: str = "write it again") -> tuple[dict, dict[str, bytes]]:
+    """The fields of ``manifest`` and the bytes of every file it lists, each checked against its
+    SHA-256 *as read*. A folder another process replaces meanwhile (:func:`atomic_dir`) can never
+    give one file of the old folder and one of the new: the bytes would not match the manifest,
+    so the folder is read again, up to :data:`READ_TRIES` times, before :class:`DamagedFile`."""
+    manifest = Path(manifest)
+    for attempt in range(READ_TRIES):
+        try:
+            entry = read_manifest(manifest, only=[], fix=fix)  # its own hash and names only
+            blobs = {}
+            for name, digest in entry["files"].items():
+                _check_size(manifest, entry, name, fix)
+                try:
+                    blobs[name] = (manifest.parent / name).read_bytes()
+                except (FileNotFoundError, NotADirectoryError):
+                    raise DamagedFile(f"{manifest.parent / name} is missing; {fix}") from None
+                if hashlib.sha256(blobs[name]).hexdigest() != digest:
+                    raise _altered(manifest, name, fix)
+            return entry, blobs
+        except DamagedFile:
+            if attempt == READ_TRIES - 1:
+                raise
+            time.sleep(READ_PAUSE)
+    raise AssertionError("unreachable")
+
+
+def _lock_file(target: Path, mode: str):
+    """``target.lock``, opened (its folder made), or an OSError that names the fix."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return open(target.with_name(target.name + ".lock"), mode)  # closed by the caller's with
+    except OSError as err:
+        raise OSError(
+            err.errno,
+            f"cannot write in {target.parent} ({err.strerror or err}), so {target.name} cannot "
+            "be made here: choose a folder you may write to (the book's cache: GPTBOOK_CACHE)",
+        ) from err
 
 
 @contextlib.contextmanager
@@ -255,22 +321,10 @@ def locked(target: str | Path) -> Iterator[None]:
 
     Where locks are not available (Windows), atomic writes still keep readers safe.
     """
-    try:
-        import fcntl
-    except ImportError:
+    if fcntl is None:
         yield
         return
-    target = Path(target)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        lock = open(target.with_name(target.name + ".lock"), "w")  # closed by the with below
-    except OSError as err:
-        raise OSError(
-            err.errno,
-            f"cannot write in {target.parent} ({err.strerror or err}), so {target.name} cannot "
-            "be made here: choose a folder you may write to (the book's cache: GPTBOOK_CACHE)",
-        ) from err
-    with lock:
+    with _lock_file(Path(target), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield
@@ -287,14 +341,10 @@ def claimed(target: str | Path, fix: str) -> Iterator[None]:
     """Hold ``target.lock`` for this process, or fail at once (:class:`InUse`) naming the process
     that holds it and ``fix``, what to do instead. Unlike :func:`locked`, never waits: a second
     training run in one folder is a mistake to report, not a turn to wait for."""
-    try:
-        import fcntl
-    except ImportError:
+    if fcntl is None:
         yield
         return
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target.with_name(target.name + ".lock"), "a+") as lock:
+    with _lock_file(Path(target), "a+") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -35,6 +35,7 @@ from .lm import IGNORE_INDEX
 def vocab_size(n_symbols: int, tagged: bool = True) -> int:
     """Tokens the task needs: the ``n_symbols`` inputs, then the answers (one per (x, y) pair
     when ``tagged``, one per y otherwise)."""
+    n_symbols = whole("n_symbols", n_symbols)
     return n_symbols + (n_symbols * n_symbols if tagged else n_symbols)
 
 

@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from . import pretrained
+from .checks import whole
 from .lm import IGNORE_INDEX
 
 
@@ -158,6 +159,7 @@ def bag_loss(idx: torch.Tensor, targets: torch.Tensor) -> float:
 def ablate_head(model: nn.Module, layer: int, head: int) -> Iterator[None]:
     """Inside the ``with`` block, head ``head`` of block ``layer`` of a GPT writes nothing: its
     slice of the attention's output is zeroed before the output projection mixes the heads."""
+    layer, head = whole("layer", layer, least=0), whole("head", head, least=0)
     if not 0 <= layer < len(model.blocks):
         raise ValueError(f"layer={layer}: the model has layers 0..{len(model.blocks) - 1}")
     attn = model.blocks[layer].attn
@@ -187,6 +189,7 @@ def model_name(n_layer: int, seed: int = 0, banded: bool = True) -> str:
     """The pretrained name of a chapter-8 model: ``n_layer`` attention-only layers of one head,
     trained from ``seed``; ``banded``: the first layer sees the current and the previous token
     only (chapter 8 says why)."""
+    n_layer, seed = whole("n_layer", n_layer), whole("seed", seed, least=0)
     return f"induction-{n_layer}-{seed}" + ("" if banded else "-dense")
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import numbers
 
 import torch
 import torch.nn.functional as F
@@ -28,9 +29,7 @@ IGNORE_INDEX = -100
 
 def uniform_loss(vocab_size: int) -> float:
     """The cross-entropy of the uniform distribution over ``vocab_size`` tokens: ln V nats."""
-    if vocab_size < 1:
-        raise ValueError(f"vocab_size must be ≥ 1, got {vocab_size}")
-    return math.log(vocab_size)
+    return math.log(whole("vocab_size", vocab_size))
 
 
 def log_softmax(logits: torch.Tensor) -> torch.Tensor:
@@ -157,5 +156,7 @@ def pad(rows, value: int = 0) -> torch.Tensor:
     """Sequences of different lengths as one (B, T) tensor, right-padded with ``value``.
     Padding on the right never changes what the real tokens see (attention is causal);
     chapters 6, 7 and 11 batch their examples with it."""
+    if not isinstance(value, numbers.Integral):  # bool is one: masks are padded with False
+        raise ValueError(f"value must be a token id, IGNORE_INDEX or False, got {value!r}")
     T = max(len(row) for row in rows)
     return torch.tensor([[*row, *[value] * (T - len(row))] for row in rows], dtype=torch.long)

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from . import book
+from .checks import whole
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -28,8 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
 def best_time(fn: Callable[[], object], repeats: int = 3) -> float:
     """The fastest of ``repeats`` runs of ``fn()``, in seconds (the least disturbed run; a
     fast dev run makes fewer)."""
-    if repeats < 1:
-        raise ValueError(f"repeats must be ≥ 1, got {repeats}")
+    repeats = whole("repeats", repeats)
     best = float("inf")
     for _ in range(book.cap(repeats)):
         start = time.perf_counter()

@@ -27,7 +27,7 @@ from .attention import KVCache, LayerCache, MultiHeadAttention, banded_mask
 from .checks import id_batch
 from .config import GPT3_TABLE, PRESETS, GPTConfig
 from .embeddings import tie_weights
-from .files import atomic_dir, read_manifest, write_manifest
+from .files import DamagedFile, atomic_dir, read_files, write_manifest
 from .layers import MLP, MoE, RMSNorm, SwiGLU
 from .lm import cross_entropy
 from .positional import LearnedPositional
@@ -275,24 +275,30 @@ class GPT(nn.Module):
 
         Raises :class:`~gptbook.files.DamagedFile` naming a file that is missing or altered.
         """
-        from safetensors.torch import load_file
+        from safetensors.torch import load
 
         path = Path(path)
-        if not path.is_dir():
-            raise FileNotFoundError(f"{path} is not a folder written by GPT.save()")
         if not (path / SAVED_MANIFEST).exists() and (path / "config.json").exists():
             if "model_type" in (path / "config.json").read_text(encoding="utf-8"):
                 raise ValueError(
                     f"{path} is a Hugging Face checkpoint, not a GPT.save() folder: load it "
                     "with GPT.from_hf(path)"
                 )
-        read_manifest(path / SAVED_MANIFEST, fix="save the model again (GPT.save)")
+        # the bytes loaded are the bytes verified, even while another process saves to path
         try:
-            config = GPTConfig(**json.loads((path / "config.json").read_text(encoding="utf-8")))
+            _, blobs = read_files(path / SAVED_MANIFEST, fix="save the model again (GPT.save)")
+        except DamagedFile:
+            if not path.is_dir():
+                raise FileNotFoundError(f"{path} is not a folder written by GPT.save()") from None
+            raise
+        if set(blobs) != {"config.json", "model.safetensors"}:
+            raise DamagedFile(f"{path / SAVED_MANIFEST} does not list a saved model's two files")
+        try:
+            config = GPTConfig(**json.loads(blobs["config.json"].decode("utf-8")))
         except (ValueError, TypeError) as err:  # verified, yet not a config: another program's
             raise ValueError(f"{path / 'config.json'} is not a GPTConfig: {err}") from None
         model = cls(config)
-        state = load_file(str(path / "model.safetensors"), device=str(device))
+        state = load(blobs["model.safetensors"])
         if config.tie_embeddings:
             state[TIED] = state["wte.weight"]
         model.load_state_dict(state)

@@ -24,12 +24,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import book
+from .checks import whole
 
 LETTERS = string.ascii_lowercase
 
 
 def words(text: str, length: int) -> list[str]:
     """Every word of ``length`` letters in ``text`` (lower-cased, in order, with repeats)."""
+    length = whole("length", length)
     return [w for w in re.findall(r"\b[a-z]+\b", text.lower()) if len(w) == length]
 
 
@@ -82,6 +84,7 @@ def random_masks(batch: int, length: int, generator: torch.Generator | None = No
     Suffixes teach left-to-right decoding; random subsets of random size teach
     mask-predict's refinement steps.
     """
+    batch, length = whole("batch", batch), whole("length", length)
     u = torch.rand(batch, length, generator=generator)
     kept = torch.randint(0, length, (batch, 1), generator=generator)  # letters left visible
     suffix = torch.arange(length) >= kept  # (B, L): hide positions kept..L-1

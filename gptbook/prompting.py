@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from . import book
+from .checks import whole
 from .lm import pad
 
 #: Prompt formats in the style of the GPT-2 paper's zero-shot tasks.
@@ -157,7 +158,8 @@ def difference(a: Accuracy, b: Accuracy, z: float = Z_95) -> tuple[float, float,
 
 def wilson_interval(correct: int, n: int, z: float = Z_95) -> tuple[float, float]:
     """The Wilson score interval of a proportion ``correct / n`` (sound near 0 and 1 too)."""
-    if n < 1 or not 0 <= correct <= n:
+    n, correct = whole("n", n), whole("correct", correct, least=0)
+    if correct > n:
         raise ValueError(f"need 0 ≤ correct ≤ n and n ≥ 1, got correct={correct}, n={n}")
     p = correct / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)

@@ -148,6 +148,7 @@ def plays(split: str) -> dict[str, list[dict]]:
 def clip(text: str, max_chars: int, keep: str = "start") -> str:
     """The start (or, with ``keep="end"``, the end) of ``text``: at most ``max_chars``
     characters, cut between words."""
+    max_chars = whole("max_chars", max_chars)
     if len(text) <= max_chars:
         return text
     if keep == "end":

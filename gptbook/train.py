@@ -335,10 +335,15 @@ class Trainer:
                         "IGNORE_INDEX, has no loss to average; so does a model whose weights or "
                         "inputs hold NaN"
                     )
+                before = (self.history["train"] + values[:i])[-3:]
                 raise FloatingPointError(
-                    f"the training loss is {value} at step {step}: training diverged. Lower lr "
-                    f"(now {self.cfg.lr}), keep grad_clip on, or use precision='bfloat16'; "
-                    "the checkpoints written so far are unchanged (resume=True starts from them)"
+                    f"the training loss is {value} at step {step} (the steps before it: "
+                    + (", ".join(f"{v:.3f}" for v in before) or "not recorded")
+                    + "). If those were rising, training diverged: lower lr "
+                    f"(now {self.cfg.lr}), keep grad_clip on, or use precision='bfloat16'. If "
+                    "they were falling, check that step's batch: one whose targets are all "
+                    "IGNORE_INDEX has no loss to average. The checkpoints written so far are "
+                    "unchanged (resume=True starts from them)"
                 )
         return values
 
@@ -440,29 +445,36 @@ class Trainer:
         )
 
     def _check_same_run(self, state: dict, path: Path) -> None:
-        if state["model_config"] != _config_of(self.model):
-            saved, now = state["model_config"], _config_of(self.model)
-            words = ", ".join(
-                f"{k}: {saved.get(k)!r} → {now.get(k)!r}"
-                for k in sorted(set(saved) | set(now))
-                if saved.get(k) != now.get(k)
-            )
+        """Refuse to resume another model, or another run's schedule; warn of other changes."""
+        model = _differences(state["model_config"], _config_of(self.model))
+        if model:
             raise ValueError(
-                f"cannot resume {path}: it is of another model ({words}). Resume with the model "
-                "the run was started with (the same preset), or train this one in another folder"
+                f"cannot resume {path}: it is of another model ({_words(model)}). Resume with the "
+                "model the run was started with (the same preset), or train this one in another "
+                "folder"
             )
-        now = dataclasses.asdict(self.cfg)
-        changed = {k: (state["train_config"].get(k), v) for k, v in now.items()}
-        changed = {k: old_new for k, old_new in changed.items() if old_new[0] != old_new[1]}
-        words = ", ".join(f"{k}: {old!r} → {new!r}" for k, (old, new) in changed.items())
+        changed = _differences(state["train_config"], dataclasses.asdict(self.cfg))
         if any(k in SAME_RUN for k in changed):
             raise ValueError(
-                f"cannot resume {path} with another {' or '.join(SAME_RUN)} ({words}): the steps "
-                "already taken would mean something else. Resume with the saved values, or train "
-                "a new run in another folder"
+                f"cannot resume {path} with another {' or '.join(SAME_RUN)} ({_words(changed)}): "
+                "the steps already taken would mean something else. Resume with the saved values, "
+                "or train a new run in another folder"
             )
         if changed:
-            warnings.warn(f"resuming {path} with a changed TrainConfig: {words}", stacklevel=3)
+            warnings.warn(
+                f"resuming {path} with a changed TrainConfig: {_words(changed)}", stacklevel=3
+            )
+
+
+def _differences(saved: dict, now: dict) -> dict[str, tuple]:
+    """Each setting whose value differs between two configs, as ``{name: (saved, now)}``."""
+    names = sorted(set(saved) | set(now))
+    return {k: (saved.get(k), now.get(k)) for k in names if saved.get(k) != now.get(k)}
+
+
+def _words(differences: dict[str, tuple]) -> str:
+    """``name: old → new, …`` for a message."""
+    return ", ".join(f"{k}: {old!r} → {new!r}" for k, (old, new) in differences.items())
 
 
 def checkpoints(out_dir: str | Path) -> list[Path]:

@@ -47,9 +47,9 @@ def test_masks():
     strided = A.strided_mask(9, 3)
     assert strided[8].nonzero().flatten().tolist() == [2, 5, 6, 7, 8]
     assert (strided <= A.causal_mask(9)).all()
-    with pytest.raises(ValueError, match="width must be ≥ 1"):
+    with pytest.raises(ValueError, match="width must be a whole number ≥ 1"):
         A.banded_mask(4, 0)
-    with pytest.raises(ValueError, match="stride must be ≥ 1"):
+    with pytest.raises(ValueError, match="stride must be a whole number ≥ 1"):
         A.strided_mask(4, 0)
 
 

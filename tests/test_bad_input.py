@@ -17,13 +17,18 @@ from gptbook import (
     data,
     finetune,
     incontext,
+    induction,
     lm,
+    measure,
+    nar,
     positional,
     pretrained,
+    prompting,
     sampling,
     scaling,
     speculative,
     student,
+    tasks,
     tinylm,
 )
 from gptbook.bpe import ByteBPE
@@ -264,6 +269,42 @@ PROBES = {
         r"aux_loss_weight must be ≥ 0",
     ),
     "TrainConfig clip": (lambda: TrainConfig(grad_clip=-1.0), r"grad_clip must be ≥ 0"),
+    # a float or a string where a count belongs: refused where it is passed, not deep inside
+    "uniform_loss string": (lambda: lm.uniform_loss("3"), r"vocab_size must be a whole number"),
+    "uniform_loss float": (lambda: lm.uniform_loss(2.5), r"vocab_size must be a whole number"),
+    "pad float value": (
+        lambda: lm.pad([[1], [2, 3]], 2.5),
+        r"value must be a token id, IGNORE_INDEX or False",
+    ),
+    "causal_mask float": (lambda: attention.causal_mask(2.5), r"T must be a whole number"),
+    "banded_mask float": (lambda: attention.banded_mask(4, 2.5), r"width must be a whole number"),
+    "strided_mask float": (lambda: attention.strided_mask(4, 2.5), r"stride must be a whole"),
+    "wilson_interval string": (
+        lambda: prompting.wilson_interval(1, "4"),
+        r"n must be a whole number ≥ 1, got '4'",
+    ),
+    "wilson_interval float": (
+        lambda: prompting.wilson_interval(2.5, 4),
+        r"correct must be a whole number ≥ 0, got 2.5",
+    ),
+    "nar words float": (lambda: nar.words("a b c", 2.5), r"length must be a whole number"),
+    "nar masks float": (lambda: nar.random_masks(2.5, 4), r"batch must be a whole number"),
+    "shingles float": (lambda: cleaning.shingles("a b c", 2.5), r"words per shingle\) must be"),
+    "minhash float perms": (
+        lambda: cleaning.minhash("a b c d e f", num_perm=2.5),
+        r"num_perm must be a whole number",
+    ),
+    "best_time float": (lambda: measure.best_time(lambda: 1, 2.5), r"repeats must be a whole"),
+    "clip float": (lambda: tasks.clip("abc", 2.5), r"max_chars must be a whole number"),
+    "incontext vocab float": (
+        lambda: incontext.vocab_size(2.5),
+        r"n_symbols must be a whole number",
+    ),
+    "induction name float": (lambda: induction.model_name(2.5), r"n_layer must be a whole number"),
+    "ablate_head float": (
+        lambda: induction.ablate_head(GPT(TINY), 0.5, 0).__enter__(),
+        r"layer must be a whole number ≥ 0",
+    ),
 }
 
 

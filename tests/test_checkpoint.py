@@ -114,7 +114,10 @@ def test_manifest_problems_are_named(tmp_path):
     (path / MANIFEST).unlink()
     with pytest.raises(CheckpointError, match="is not a checkpoint: it has no checkpoint.json"):
         load_checkpoint(path, model)
-    (path / MANIFEST).write_text(json.dumps({"format": 99, "files": {}}))
+    from gptbook.files import SELF_HASH, _content_hash
+
+    entry = {"format": 99, "files": {}}
+    (path / MANIFEST).write_text(json.dumps({**entry, SELF_HASH: _content_hash(entry)}))
     with pytest.raises(CheckpointError, match="not a gptbook checkpoint of format 1"):
         verify_checkpoint(path)
 
@@ -172,10 +175,25 @@ def test_manifest_names_outside_the_folder_are_refused_before_reading(tmp_path, 
     hashed = []
     monkeypatch.setattr(files, "sha256_of", lambda p: hashed.append(p) or "0" * 64)
     for name in ["../outside", "/etc/passwd", ".."]:
-        (folder / MANIFEST).write_text(json.dumps({"files": {name: "0" * 64}}))
+        entry = {"files": {name: "0" * 64}}
+        entry[files.SELF_HASH] = files._content_hash(entry)  # well signed, but not confined
+        (folder / MANIFEST).write_text(json.dumps(entry))
         with pytest.raises(files.DamagedFile, match="which is not a file beside it"):
             files.read_manifest(folder / MANIFEST)
     assert hashed == []
+
+
+def test_a_manifest_without_its_own_hash_is_refused(tmp_path):
+    """An older gptbook's manifest (or one stripped of its hash) is not trusted: any field of it
+    could have been changed."""
+    model, optimizer = _trained(0)
+    path = save_checkpoint(tmp_path / "ckpt", model, optimizer)
+    entry = json.loads((path / MANIFEST).read_text())
+    del entry["manifest_sha256"]
+    entry["step"] = 7
+    (path / MANIFEST).write_text(json.dumps(entry))
+    with pytest.raises(CheckpointError, match="has no hash of its own"):
+        verify_checkpoint(path)
 
 
 def test_a_file_of_the_wrong_size_is_named_before_it_is_hashed(tmp_path, monkeypatch):

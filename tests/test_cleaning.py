@@ -58,7 +58,8 @@ def injected(distinct) -> tuple[list[str], list[tuple[int, int]]]:
 
 def test_import_does_not_need_datasketch(monkeypatch):
     monkeypatch.setitem(sys.modules, "datasketch", None)  # importing it now fails
-    spec = importlib.util.spec_from_file_location("cleaning_copy", cleaning.__file__)
+    # named inside the package, so that its relative imports (gptbook.checks) resolve
+    spec = importlib.util.spec_from_file_location("gptbook.cleaning_copy", cleaning.__file__)
     spec.loader.exec_module(importlib.util.module_from_spec(spec))
     with pytest.raises(ImportError):
         minhash("a text")
@@ -329,11 +330,11 @@ def test_mixture_sampler_is_deterministic_for_a_seed():
 @pytest.mark.parametrize(
     "call, match",
     [
-        (lambda: shingles("a b", n=0), "n must be ≥ 1"),
+        (lambda: shingles("a b", n=0), r"n \(words per shingle\) must be a whole number ≥ 1"),
         (lambda: near_duplicates(["a"], threshold=0), r"threshold must be in \(0, 1\], got 0"),
         (lambda: near_duplicates(["a"], threshold=1.1), r"threshold must be in \(0, 1\]"),
-        (lambda: near_duplicates(["a"], num_perm=8), "num_perm must be ≥ 16, got 8"),
-        (lambda: near_duplicates(["a"], n=0), "n must be ≥ 1"),
+        (lambda: near_duplicates(["a"], num_perm=8), "num_perm must be a whole number ≥ 16, got 8"),
+        (lambda: near_duplicates(["a"], n=0), r"n \(words per shingle\) must be a whole number"),
         (lambda: deduplicate(["a"], threshold=2), r"threshold must be in \(0, 1\]"),
         (lambda: with_near_duplicates(["a"], 2), r"n_copies must be in \[0, 1\].*got 2"),
         (lambda: with_near_duplicates(["a"], -1), r"n_copies must be in \[0, 1\]"),

@@ -195,6 +195,18 @@ def test_a_loss_that_is_nan_before_any_update_is_not_called_divergence(tmp_path)
         trainer.train(progress=False)
 
 
+def test_a_nan_after_falling_losses_names_the_batch_as_well_as_divergence(tmp_path):
+    """A batch with nothing to average, late in a run: the message shows the losses before it and
+    names both causes, so a falling run is not told to lower its learning rate only."""
+    x = torch.zeros(4, 8, dtype=torch.long)
+    ignored = torch.full_like(x, IGNORE_INDEX)
+    cfg = TrainConfig(max_steps=6, batch_size=4, warmup_steps=0, eval_interval=10)
+    trainer = Trainer(GPT(TINY_CHAR), cfg, batches=lambda step, g: (x, ignored if step == 4 else x))
+    with pytest.raises(FloatingPointError, match=r"at step 4 \(the steps before it: [\d.]+, ") as e:
+        trainer.train(progress=False)
+    assert "targets are all IGNORE_INDEX" in str(e.value) and "lower lr" in str(e.value)
+
+
 def _tiny_run(out, **overrides) -> Trainer:
     torch.manual_seed(0)
     settings = dict(max_steps=4, batch_size=4, warmup_steps=1, eval_interval=2, eval_batches=1)
@@ -303,3 +315,34 @@ def test_an_asset_file_outside_the_cache_is_refused(tmp_path, monkeypatch):
         with pytest.raises(ValueError, match="never ../x or /x"):
             assets.fetch("x", assets={"x": asset})
     assert not (tmp_path / "outside").exists()
+
+
+SAVER = """
+import sys
+from pathlib import Path
+from gptbook.model import GPT
+
+here = Path(sys.argv[1])
+models = [GPT.load(here / "a"), GPT.load(here / "b")]
+for i in range(int(sys.argv[2])):
+    models[i % 2].save(here / "shared")
+"""
+
+
+def test_a_model_loads_whole_while_another_process_saves_over_it(tmp_path):
+    """One process saves two different models over one folder, again and again, while this one
+    loads it: every load gives one model or the other, whole, never an error or a mixture."""
+    torch.manual_seed(0)
+    wide = GPTConfig(vocab_size=84, block_size=8, n_layer=2, n_head=2, n_embd=16)
+    references = {1: GPT(TINY_CHAR), 2: GPT(wide)}  # told apart by their n_layer
+    references[1].save(tmp_path / "a")
+    references[2].save(tmp_path / "b")
+    references[1].save(tmp_path / "shared")
+    saver = subprocess.Popen([sys.executable, "-c", SAVER, str(tmp_path), "300"])
+    loads = 0
+    while saver.poll() is None:
+        model = GPT.load(tmp_path / "shared")
+        reference = references[model.config.n_layer].state_dict()
+        assert all(torch.equal(v, reference[k]) for k, v in model.state_dict().items())
+        loads += 1
+    assert saver.returncode == 0 and loads >= 10, (saver.returncode, loads)
