@@ -143,7 +143,9 @@ class GPTConfig:
     qkv_bias: bool = False  # biases on the query/key/value projections even without ``bias``
     n_expert: int = 0  # > 0: each block's feed-forward layer is a mixture of this many experts
     expert_top_k: int = 2  # the experts each token runs through
-    aux_loss_weight: float = 0.01  # the load-balancing loss's weight in the training loss
+    # the load-balancing loss's weight in the training loss: the Switch Transformer's 0.01 (the
+    # Mixtral paper gives none; its released config has 0.02, transformers' default is 0.001)
+    aux_loss_weight: float = 0.01
 
     def __post_init__(self):
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd", "pad_vocab_to"):

@@ -41,6 +41,8 @@ BLOCK_NAMES = {
 }
 
 
+#: The load-balancing weight of a Mixtral config.json that names none: ``transformers``' default.
+HF_AUX_LOSS_WEIGHT = 0.001
 #: A Mixtral expert's weights: the book's SwiGLU names → Mixtral's.
 MIXTRAL_EXPERT = {"gate.weight": "w1.weight", "up.weight": "w3.weight", "down.weight": "w2.weight"}
 
@@ -91,7 +93,7 @@ def config_from_llama(hf: dict) -> GPTConfig:
         tie_embeddings=bool(hf.get("tie_word_embeddings", False)),
         n_expert=hf.get("num_local_experts", 0) if kind == "mixtral" else 0,
         expert_top_k=hf.get("num_experts_per_tok", 2),
-        aux_loss_weight=hf.get("router_aux_loss_coef", 0.01),
+        aux_loss_weight=hf.get("router_aux_loss_coef", HF_AUX_LOSS_WEIGHT),
     )
 
 

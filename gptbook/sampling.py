@@ -196,8 +196,8 @@ def min_p(logits: torch.Tensor, p: float) -> torch.Tensor:
 
 
 def repetition_penalty(logits: torch.Tensor, ids: torch.Tensor, penalty: float) -> torch.Tensor:
-    """Tokens already in ``ids`` (..., T) made less likely: a positive logit divided by
-    ``penalty``, a negative one multiplied (Keskar et al., 2019); 1 changes nothing."""
+    """Tokens already in ``ids`` (..., T) made less likely, by transformers' rule: a positive logit
+    divided by ``penalty``, a negative one multiplied (CTRL divides both); 1 changes nothing."""
     if not penalty > 0:
         raise ValueError(f"repetition_penalty must be > 0 (1: none), got {penalty}")
     seen = logits.gather(-1, ids)

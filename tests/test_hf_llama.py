@@ -83,6 +83,8 @@ def test_mixtral_same_logits_as_transformers(tmp_path, experts, top_k):
     )
     ours = GPT.from_hf(folder)
     assert (ours.config.n_expert, ours.config.expert_top_k) == (experts, top_k)
+    # the balancing loss's weight is the checkpoint's (transformers' 0.001 when it names none)
+    assert ours.config.aux_loss_weight == theirs.config.router_aux_loss_coef
     assert ours.num_params() == theirs.num_parameters()
     idx = torch.randint(0, 37, (3, 20), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
