@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from ._version import __version__
 
 _SUBMODULES = (
+    "ablation",
     "align",
     "assets",
     "attention",
@@ -61,6 +62,7 @@ __all__ = ["__version__", *_SUBMODULES]
 
 if TYPE_CHECKING:  # pragma: no cover
     from . import (  # noqa: F401
+        ablation,
         align,
         assets,
         attention,

@@ -76,7 +76,7 @@ def test_the_api_reference_finds_each_objects_chapter_in_the_notebooks():
         import api_reference as api
     finally:
         sys.path.remove(str(ROOT / "_ext"))
-    assert api.modules()[0] == "align" and "student" in api.modules()
+    assert api.modules()[0] == "ablation" and "student" in api.modules()
     assert api.introduced_in("gptbook.finetune.build_inputs") == "book/06_gpt1_finetuning"
     assert api.introduced_in("gptbook.sampling.top_p") == "book/09_sampling"
     assert api.introduced_in("gptbook.checks") == "book/00_preface"  # "Introduced in chapter 0"
