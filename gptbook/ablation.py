@@ -80,9 +80,12 @@ def _name(arm: str, seed: int, rate: int) -> str:
 
 def sweep(arm: str, scale: str | None = None) -> dict[float, dict]:
     """The training histories of ``arm`` from seed 0 at each learning rate of the sweep (trained
-    once, then read from the cache), by rate."""
+    once, quietly, then read from the cache), by rate."""
     rates = LEARNING_RATES[scale or book.scale()]
-    return {lr: pretrained.history(_name(arm, 0, i), scale) for i, lr in enumerate(rates)}
+    return {
+        lr: pretrained.history(_name(arm, 0, i), scale, progress=False)
+        for i, lr in enumerate(rates)
+    }
 
 
 def chosen_rate(arm: str, scale: str | None = None) -> float:
@@ -106,8 +109,8 @@ def effect(arm: str, metric: str = "val") -> tuple[float, float, float]:
     the paired differences (seed by seed: the same data order) and its 95% interval, ``(mean,
     low, high)``. Below 0 is better. The runs are trained once and cached."""
     differences = [
-        pretrained.history(run_name(arm, s))[metric][-1]
-        - pretrained.history(run_name(BASELINE, s))[metric][-1]
+        pretrained.history(run_name(arm, s), progress=False)[metric][-1]
+        - pretrained.history(run_name(BASELINE, s), progress=False)[metric][-1]
         for s in SEEDS
     ]  # each arm at its own chosen rate
     return mean_interval(differences)

@@ -240,8 +240,11 @@ def train(
         return _train(name, scale, folder, device or book.device(), on_eval, progress)
 
 
-def model(name: str = "char", scale: str | None = None, device: str | None = None) -> GPT:
-    """The pretrained model ``name``, in eval mode: trained once per machine, then loaded.
+def model(
+    name: str = "char", scale: str | None = None, device: str | None = None, progress: bool = True
+) -> GPT:
+    """The pretrained model ``name``, in eval mode: trained once per machine (with a progress
+    bar unless ``progress`` is False), then loaded.
 
     Safe when several notebooks ask at once: the first trains under a lock, the others wait
     and load its result. A complete, verified model is read without the lock (so a read-only
@@ -255,18 +258,21 @@ def model(name: str = "char", scale: str | None = None, device: str | None = Non
     with locked(folder):
         cached = _load(folder, device)  # another process may have trained it meanwhile
         if cached is None:
-            _train(name, scale, folder, device)
+            _train(name, scale, folder, device, progress=progress)
             cached = GPT.load(folder, device=device).eval()
     return cached
 
 
-def history(name: str = "char", scale: str | None = None, device: str | None = None) -> dict:
+def history(
+    name: str = "char", scale: str | None = None, device: str | None = None, progress: bool = True
+) -> dict:
     """The losses of the run that trained the pretrained model ``name`` (its Trainer's
     ``history``: steps, training losses, evaluations), kept with the model; trains it first if
-    the cache has none."""
+    the cache has none. A notebook cell that trains many models passes ``progress=False`` and
+    shows one bar over the models: a bar a model floods the notebook's output channel."""
     from safetensors import safe_open
 
-    model(name, scale, device)  # trained if missing
+    model(name, scale, device, progress)  # trained if missing
     with safe_open(str(path(name, scale) / "model.safetensors"), "pt") as f:
         kept = (f.metadata() or {}).get(HISTORY)
     if kept is None:

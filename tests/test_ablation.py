@@ -22,7 +22,7 @@ def test_the_sweep_is_registered_and_each_arm_runs_at_its_best_rate(monkeypatch)
     finals = {0: 2.0, 1: 1.8, 2: 1.9}  # the middle rate is the best
     asked = []
 
-    def history(name, scale=None):
+    def history(name, scale=None, progress=True):
         asked.append(name)
         seed, rate = int(name.split("-")[-2]), int(name.split("-lr")[-1])
         return {"val": [3.0, finals[rate] + 0.01 * seed]}
@@ -37,7 +37,7 @@ def test_the_sweep_is_registered_and_each_arm_runs_at_its_best_rate(monkeypatch)
 
 
 def test_an_effect_is_the_mean_of_paired_differences(monkeypatch):
-    def history(name, scale=None):
+    def history(name, scale=None, progress=True):
         seed = int(name.split("-")[-2])
         shift = 0.0 if name.startswith("ablation-gpt2-") else -0.1
         return {"val": [2.0 + 0.05 * seed + shift]}  # the seeds differ, the pairs do not
